@@ -1,0 +1,189 @@
+//! The test control plane is real: these tests talk to the kube-apiserver it starts.
+
+use std::{io::Write as _, path::PathBuf, process::Command, time::Duration};
+
+use capstan_testenv::{ControlPlane, User};
+use k8s_openapi::api::{
+    apps::v1::{Deployment, ReplicaSet},
+    core::v1::{ConfigMap, Secret},
+};
+use kube::{
+    Api, ResourceExt,
+    api::{ListParams, Patch, PatchParams},
+};
+use serde_json::json;
+
+#[tokio::test]
+async fn server_side_apply_round_trips_with_field_manager() {
+    let plane = ControlPlane::shared().await.expect("control plane");
+    let client = plane.client(User::Admin).unwrap();
+    let info = client.apiserver_version().await.unwrap();
+    // Straight to stderr, past the test harness's capture: the CI log shows which server ran.
+    writeln!(
+        std::io::stderr(),
+        "capstan-testenv: testing against a real kube-apiserver {} (built {}, {}) at {}",
+        info.git_version,
+        info.build_date,
+        info.platform,
+        plane.server_url()
+    )
+    .unwrap();
+    assert_eq!(info.git_version, plane.version());
+
+    let namespace = plane.create_namespace("ssa").await.unwrap();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let desired = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": "greeting", "namespace": namespace },
+        "data": { "hello": "world" },
+    });
+    config_maps
+        .patch(
+            "greeting",
+            &PatchParams::apply("capstan-test"),
+            &Patch::Apply(&desired),
+        )
+        .await
+        .unwrap();
+
+    let live = config_maps.get("greeting").await.unwrap();
+    assert_eq!(live.data.unwrap()["hello"], "world");
+    let managers: Vec<_> = live
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|entry| (entry.manager.unwrap(), entry.operation.unwrap()))
+        .collect();
+    assert_eq!(managers, [("capstan-test".to_owned(), "Apply".to_owned())]);
+}
+
+#[tokio::test]
+async fn unprivileged_user_is_subject_to_rbac() {
+    let plane = ControlPlane::shared().await.expect("control plane");
+    let namespace = plane.create_namespace("rbac").await.unwrap();
+    let secrets: Api<Secret> =
+        Api::namespaced(plane.client(User::Unprivileged).unwrap(), &namespace);
+    let error = secrets.list(&ListParams::default()).await.unwrap_err();
+    let kube::Error::Api(status) = error else {
+        panic!("expected a Forbidden answer, got {error:?}");
+    };
+    assert_eq!(status.code, 403, "{status:?}");
+    assert!(
+        status.message.contains(User::UNPRIVILEGED_NAME),
+        "{}",
+        status.message
+    );
+
+    // The administrator may; the list may hold the service-account token the controllers add.
+    let admin: Api<Secret> = Api::namespaced(plane.client(User::Admin).unwrap(), &namespace);
+    admin.list(&ListParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn controllers_run_when_the_controller_manager_is_present() {
+    let plane = ControlPlane::shared().await.expect("control plane");
+    assert!(
+        plane.has_controllers(),
+        "no kube-controller-manager: provision it with scripts/envtest.sh"
+    );
+    let namespace = plane.create_namespace("controllers").await.unwrap();
+    let client = plane.client(User::Admin).unwrap();
+    let deployment = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": "web", "namespace": namespace },
+        "spec": {
+            "replicas": 1,
+            "selector": { "matchLabels": { "app": "web" } },
+            "template": {
+                "metadata": { "labels": { "app": "web" } },
+                "spec": { "containers": [{ "name": "web", "image": "registry.invalid/web:1" }] },
+            },
+        },
+    });
+    Api::<Deployment>::namespaced(client.clone(), &namespace)
+        .patch(
+            "web",
+            &PatchParams::apply("capstan-test"),
+            &Patch::Apply(&deployment),
+        )
+        .await
+        .unwrap();
+
+    // The deployment controller answers with a ReplicaSet owned by the Deployment.
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client, &namespace);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let owned = replica_sets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .any(|rs| {
+                rs.owner_references()
+                    .iter()
+                    .any(|owner| owner.name == "web")
+            });
+        if owned {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ReplicaSet after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn kubeconfig_drives_kubectl_as_both_users() {
+    let plane = ControlPlane::shared().await.expect("control plane");
+    let namespace = plane.create_namespace("kubectl").await.unwrap();
+    let kubectl = kubectl();
+    let run = |context: &str| {
+        Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(plane.kubeconfig())
+            .args([
+                "--context",
+                context,
+                "get",
+                "namespace",
+                &namespace,
+                "-o",
+                "name",
+            ])
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run {}: {error}", kubectl.display()))
+    };
+
+    let admin = run("capstan-testenv");
+    assert!(
+        admin.status.success(),
+        "{}",
+        String::from_utf8_lossy(&admin.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&admin.stdout).trim(),
+        format!("namespace/{namespace}")
+    );
+
+    let user = run("capstan-testenv-user");
+    assert!(!user.status.success());
+    assert!(
+        String::from_utf8_lossy(&user.stderr).contains("forbidden"),
+        "{}",
+        String::from_utf8_lossy(&user.stderr)
+    );
+}
+
+/// `kubectl` from the provisioned assets (scripts/envtest.sh puts one there), else from PATH.
+fn kubectl() -> PathBuf {
+    std::env::var_os("KUBEBUILDER_ASSETS")
+        .map(|dir| PathBuf::from(dir).join("kubectl"))
+        .filter(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from("kubectl"))
+}
