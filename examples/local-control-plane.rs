@@ -46,8 +46,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     println!();
+    // scripts/envtest.sh puts a kubectl beside the control plane's binaries.
+    let kubectl = std::env::var_os("KUBEBUILDER_ASSETS")
+        .map(|dir| std::path::PathBuf::from(dir).join("kubectl"))
+        .filter(|path| path.exists())
+        .unwrap_or_else(|| "kubectl".into());
     println!(
-        "try: kubectl --kubeconfig {} get configmaps -A",
+        "try: {} --kubeconfig {} get configmaps -A",
+        kubectl.display(),
         plane.kubeconfig().display()
     );
     println!("press Enter to stop the control plane and remove its files");

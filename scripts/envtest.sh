@@ -133,16 +133,17 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 
 say "fetching the kubernetes source package"
-# As root, apt cannot drop privileges to its sandbox user for a download into this folder.
-chmod 0755 "$work"
-apt-get source -qq kubernetes >&2
-apt-get download -qq kubernetes-client >&2
+apt_fetch=(apt-get -qq)
+# As root, apt would hand the download to its `_apt` sandbox user, who cannot write here.
+[ "$(id -u)" -eq 0 ] && apt_fetch+=(-o APT::Sandbox::User=root)
+"${apt_fetch[@]}" source kubernetes >&2
+"${apt_fetch[@]}" download kubernetes-client >&2
 src="$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -n 1)"
 [ -n "$src" ] || die "apt-get source kubernetes unpacked nothing"
 
 # Kubernetes 1.20 builds in GOPATH mode from its vendor folder, so the tree must sit at
 # $GOPATH/src/k8s.io/kubernetes (Debian's packaging links it there the same way).
-export GOPATH="$work/gopath" GOCACHE="$work/gocache" GO111MODULE=off GOFLAGS= GOTOOLCHAIN=local
+export GOPATH="$work/gopath" GOCACHE="$work/gocache" GO111MODULE=off GOFLAGS='' GOTOOLCHAIN=local
 mkdir -p "$GOPATH/src/k8s.io"
 ln -s "$src" "$GOPATH/src/k8s.io/kubernetes"
 cd "$GOPATH/src/k8s.io/kubernetes"

@@ -205,6 +205,10 @@ mod tests {
             "{error}"
         );
         assert!(error.contains("KUBEBUILDER_ASSETS is not set"), "{error}");
+
+        // Tests `unwrap()` this error, which prints `Debug`: it must carry the same advice.
+        let debug = format!("{:?}", find_with(&[]).unwrap_err());
+        assert_eq!(debug, error);
     }
 
     #[test]

@@ -1,30 +1,27 @@
 use std::{
     env,
-    net::TcpListener,
     path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicU32, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api, Client, Config,
     api::{ObjectMeta, PostParams},
-    config::{
-        AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster,
-        NamedContext,
-    },
+    config::KubeConfigOptions,
 };
 use tokio::sync::OnceCell;
 
 use crate::{
     Binaries, Error, Result,
-    binaries::KubeVersion,
-    pki::{self, ADMIN, Account, CONTROLLER_MANAGER, Pki, USER},
-    process::{POLL_INTERVAL, Process, Reaper},
+    kubeconfig::{self, ADMIN_CONTEXT, USER_CONTEXT},
+    launch,
+    pki::USER,
+    process::{Process, Reaper},
 };
 
 /// Set to `true` to run tests against the cluster of the current kubeconfig instead of
@@ -32,8 +29,6 @@ use crate::{
 const USE_EXISTING_CLUSTER: &str = "USE_EXISTING_CLUSTER";
 /// Folder for the control plane's temporary data; the system temp folder when unset.
 const DIR_VAR: &str = "CAPSTAN_TESTENV_DIR";
-/// kubeconfig context of the administrator; the unprivileged user's adds `-user`.
-const CONTEXT: &str = "capstan-testenv";
 
 /// Who a client acts as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,23 +77,53 @@ impl Default for Options {
 /// documentation for how it also cleans up after a killed test process.
 #[derive(Debug)]
 pub struct ControlPlane {
-    admin: Config,
-    user: Config,
-    kubeconfig: PathBuf,
-    version: String,
-    local: Option<Local>,
+    pub(crate) admin: Config,
+    pub(crate) user: Config,
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) version: String,
+    pub(crate) controllers: bool,
+    /// Held for its `Drop`, which stops the processes and removes the files.
+    pub(crate) _owned: Owned,
 }
 
-/// What a control plane started here owns.
+/// The processes and files a control plane owns: everything under one private folder, watched
+/// by a reaper. For an existing cluster that is just the kubeconfig it writes.
 #[derive(Debug)]
-struct Local {
+pub(crate) struct Owned {
     // Stopped in reverse order: the controller manager first, etcd last.
-    processes: Vec<Process>,
-    reaper: Reaper,
+    pub(crate) processes: Vec<Process>,
     dir: Option<tempfile::TempDir>,
+    pub(crate) reaper: Reaper,
 }
 
-impl Drop for Local {
+impl Owned {
+    /// Makes the private folder, under `base` or else `CAPSTAN_TESTENV_DIR` or the system's
+    /// temporary folder, and arms its reaper before anything else exists.
+    pub(crate) fn new(base: Option<PathBuf>) -> Result<Self> {
+        let base = base
+            .or_else(|| env::var_os(DIR_VAR).map(PathBuf::from))
+            .unwrap_or_else(env::temp_dir);
+        let dir = tempfile::Builder::new()
+            .prefix("capstan-testenv-")
+            .tempdir_in(&base)
+            .map_err(Error::io(&base))?;
+        let reaper = Reaper::spawn(dir.path())?;
+        Ok(Self {
+            processes: Vec::new(),
+            dir: Some(dir),
+            reaper,
+        })
+    }
+
+    pub(crate) fn path(&self) -> PathBuf {
+        self.dir
+            .as_ref()
+            .map(|dir| dir.path().to_path_buf())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Owned {
     fn drop(&mut self) {
         for process in self.processes.iter_mut().rev() {
             process.stop();
@@ -150,55 +175,32 @@ impl ControlPlane {
     /// [`Error::NotReady`], with the last lines of the components' logs, when the control
     /// plane does not come up.
     pub async fn start(options: Options) -> Result<Self> {
-        let binaries = match options.binaries.clone() {
-            Some(binaries) => binaries,
-            None => Binaries::from_env()?,
-        };
-        let version = binaries.apiserver_version()?;
-        let launch = Launch {
-            no_fsync: binaries.etcd_has_no_fsync(),
-            binaries,
-            version,
-            options,
-        };
-        // Free ports are picked before the components bind them, so another process can take
-        // one in between; a fresh set of ports cures that.
-        let mut attempts_left = 3;
-        loop {
-            attempts_left -= 1;
-            match launch.run().await {
-                Err(Failure::PortRace(_)) if attempts_left > 0 => continue,
-                Err(Failure::PortRace(error) | Failure::Fatal(error)) => return Err(error),
-                Ok(plane) => return Ok(plane),
-            }
-        }
+        launch::start(options).await
     }
 
-    /// Uses an existing cluster. The unprivileged user is the administrator impersonating
-    /// [`User::UNPRIVILEGED_NAME`].
+    /// Uses an existing cluster: the context `options` names, or the current one of the
+    /// kubeconfig (`KUBECONFIG` or `~/.kube/config`). The unprivileged user is the same
+    /// credentials impersonating [`User::UNPRIVILEGED_NAME`].
     ///
     /// # Errors
     ///
     /// [`Error::Kubeconfig`] when the kubeconfig cannot be read; [`Error::Kube`] when the
     /// cluster does not answer.
     pub async fn existing(options: &KubeConfigOptions) -> Result<Self> {
-        let admin = Config::from_kubeconfig(options)
-            .await
-            .map_err(Error::Kubeconfig)?;
-        let mut user = admin.clone();
-        user.auth_info.impersonate = Some(USER.name.to_owned());
-        let kubeconfig = env::var_os("KUBECONFIG")
-            .map(PathBuf::from)
-            .or_else(|| env::home_dir().map(|home| home.join(".kube/config")))
-            .unwrap_or_default();
+        let owned = Owned::new(None)?;
+        let path = owned.path().join("kubeconfig");
+        kubeconfig::write(&path, &kubeconfig::for_existing(options)?)?;
+        let admin = kubeconfig::client_config(&path, ADMIN_CONTEXT).await?;
+        let user = kubeconfig::client_config(&path, USER_CONTEXT).await?;
         let client = Client::try_from(admin.clone()).map_err(Error::Kube)?;
         let version = client.apiserver_version().await.map_err(Error::Kube)?;
         Ok(Self {
             admin,
             user,
-            kubeconfig,
+            kubeconfig: path,
             version: version.git_version,
-            local: None,
+            controllers: true,
+            _owned: owned,
         })
     }
 
@@ -240,9 +242,7 @@ impl ControlPlane {
     /// Whether controllers run: garbage collection, namespace deletion, Deployments. An
     /// existing cluster is assumed to have them.
     pub fn has_controllers(&self) -> bool {
-        self.local
-            .as_ref()
-            .is_none_or(|local| local.processes.len() == 3)
+        self.controllers
     }
 
     /// Creates a namespace of its own for one test, named `<prefix>-<unique suffix>`.
@@ -269,349 +269,4 @@ impl ControlPlane {
             .map_err(Error::Kube)?;
         Ok(name)
     }
-}
-
-/// Why one start-up attempt failed.
-enum Failure {
-    /// Another process took a port first; worth another try.
-    PortRace(Error),
-    Fatal(Error),
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Self {
-        Self::Fatal(error)
-    }
-}
-
-/// Everything one start-up attempt needs.
-struct Launch {
-    binaries: Binaries,
-    version: KubeVersion,
-    no_fsync: bool,
-    options: Options,
-}
-
-struct Ports {
-    etcd_client: u16,
-    etcd_peer: u16,
-    apiserver: u16,
-    controller_manager: u16,
-}
-
-impl Launch {
-    async fn run(&self) -> Result<ControlPlane, Failure> {
-        let base = self
-            .options
-            .base_dir
-            .clone()
-            .or_else(|| env::var_os(DIR_VAR).map(PathBuf::from))
-            .unwrap_or_else(env::temp_dir);
-        let dir = tempfile::Builder::new()
-            .prefix("capstan-testenv-")
-            .tempdir_in(&base)
-            .map_err(Error::io(&base))?;
-        // Armed before anything else exists, so nothing escapes it.
-        let reaper = Reaper::spawn(dir.path())?;
-        let mut local = Local {
-            processes: Vec::new(),
-            reaper,
-            dir: None,
-        };
-        let root = dir.path().to_path_buf();
-        local.dir = Some(dir);
-
-        let accounts = [ADMIN, USER, CONTROLLER_MANAGER];
-        let pki = pki::generate(&root, &accounts)?;
-        let ports = Ports {
-            etcd_client: free_port(&root)?,
-            etcd_peer: free_port(&root)?,
-            apiserver: free_port(&root)?,
-            controller_manager: free_port(&root)?,
-        };
-        let server = format!("https://127.0.0.1:{}", ports.apiserver);
-
-        let kubeconfig = root.join("kubeconfig");
-        write_kubeconfig(
-            &kubeconfig,
-            &server,
-            &pki,
-            &[(CONTEXT, ADMIN), (&format!("{CONTEXT}-user"), USER)],
-        )?;
-        let admin = client_config(&kubeconfig, CONTEXT).await?;
-        let user = client_config(&kubeconfig, &format!("{CONTEXT}-user")).await?;
-
-        let etcd_data = root.join("etcd");
-        local.processes.push(Process::spawn(
-            "etcd",
-            &self.binaries.etcd,
-            &self.etcd_args(&ports, &etcd_data),
-            root.join("etcd.log"),
-            &mut local.reaper,
-        )?);
-        local.processes.push(Process::spawn(
-            "kube-apiserver",
-            &self.binaries.kube_apiserver,
-            &self.apiserver_args(&ports, &pki),
-            root.join("kube-apiserver.log"),
-            &mut local.reaper,
-        )?);
-
-        let deadline = Instant::now() + self.options.timeout;
-        let client = Client::try_from(admin.clone()).map_err(Error::Kube)?;
-        wait_until(
-            &mut local,
-            deadline,
-            self.options.timeout,
-            "kube-apiserver /readyz",
-            || {
-                let client = client.clone();
-                async move {
-                    let request = http::Request::get("/readyz").body(Vec::new());
-                    match request {
-                        Ok(request) => client
-                            .request_text(request)
-                            .await
-                            .is_ok_and(|body| body == "ok"),
-                        Err(_) => false,
-                    }
-                }
-            },
-        )
-        .await?;
-
-        if let Some(controller_manager) = &self.binaries.kube_controller_manager {
-            let cm_kubeconfig = root.join("kube-controller-manager.kubeconfig");
-            write_kubeconfig(
-                &cm_kubeconfig,
-                &server,
-                &pki,
-                &[(CONTEXT, CONTROLLER_MANAGER)],
-            )?;
-            local.processes.push(Process::spawn(
-                "kube-controller-manager",
-                controller_manager,
-                &self.controller_manager_args(&ports, &pki, &cm_kubeconfig, &root),
-                root.join("kube-controller-manager.log"),
-                &mut local.reaper,
-            )?);
-            // The service-account controller creating `default` shows the controllers are
-            // running and can write, and Pods cannot be created before it exists anyway.
-            let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-            wait_until(
-                &mut local,
-                deadline,
-                self.options.timeout,
-                "kube-controller-manager to create the `default` service account",
-                || {
-                    let accounts = accounts.clone();
-                    async move {
-                        accounts
-                            .get_opt("default")
-                            .await
-                            .is_ok_and(|sa| sa.is_some())
-                    }
-                },
-            )
-            .await?;
-        }
-
-        Ok(ControlPlane {
-            admin,
-            user,
-            kubeconfig,
-            version: self.version.text.clone(),
-            local: Some(local),
-        })
-    }
-
-    fn etcd_args(&self, ports: &Ports, data: &Path) -> Vec<String> {
-        let client = format!("http://127.0.0.1:{}", ports.etcd_client);
-        let peer = format!("http://127.0.0.1:{}", ports.etcd_peer);
-        let mut args = vec![
-            format!("--data-dir={}", data.display()),
-            format!("--listen-client-urls={client}"),
-            format!("--advertise-client-urls={client}"),
-            format!("--listen-peer-urls={peer}"),
-            format!("--initial-advertise-peer-urls={peer}"),
-            format!("--initial-cluster=default={peer}"),
-            "--log-level=warn".to_owned(),
-        ];
-        if self.no_fsync {
-            args.push("--unsafe-no-fsync".to_owned());
-        }
-        args
-    }
-
-    fn apiserver_args(&self, ports: &Ports, pki: &Pki) -> Vec<String> {
-        let path = |path: &Path| path.display().to_string();
-        let mut args = vec![
-            format!("--etcd-servers=http://127.0.0.1:{}", ports.etcd_client),
-            "--bind-address=127.0.0.1".to_owned(),
-            "--advertise-address=127.0.0.1".to_owned(),
-            format!("--secure-port={}", ports.apiserver),
-            format!("--tls-cert-file={}", path(&pki.serving_cert)),
-            format!("--tls-private-key-file={}", path(&pki.serving_key)),
-            format!("--client-ca-file={}", path(&pki.ca_cert)),
-            format!("--token-auth-file={}", path(&pki.token_auth_file)),
-            "--authorization-mode=RBAC".to_owned(),
-            "--service-cluster-ip-range=10.0.0.0/24".to_owned(),
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_owned(),
-            format!(
-                "--service-account-key-file={}",
-                path(&pki.service_account_pub)
-            ),
-            format!(
-                "--service-account-signing-key-file={}",
-                path(&pki.service_account_key)
-            ),
-            "--allow-privileged=true".to_owned(),
-        ];
-        if self.version.has_insecure_port() {
-            args.push("--insecure-port=0".to_owned());
-        }
-        if self.binaries.kube_controller_manager.is_none() {
-            // Nobody creates service accounts without the controller manager, and the
-            // admission plugin would refuse every Pod for want of one.
-            args.push("--disable-admission-plugins=ServiceAccount".to_owned());
-        }
-        args
-    }
-
-    fn controller_manager_args(
-        &self,
-        ports: &Ports,
-        pki: &Pki,
-        kubeconfig: &Path,
-        root: &Path,
-    ) -> Vec<String> {
-        let path = |path: &Path| path.display().to_string();
-        let mut args = vec![
-            format!("--kubeconfig={}", path(kubeconfig)),
-            "--bind-address=127.0.0.1".to_owned(),
-            format!("--secure-port={}", ports.controller_manager),
-            format!(
-                "--cert-dir={}",
-                path(&root.join("controller-manager-certs"))
-            ),
-            format!(
-                "--service-account-private-key-file={}",
-                path(&pki.service_account_key)
-            ),
-            format!("--root-ca-file={}", path(&pki.ca_cert)),
-            "--leader-elect=false".to_owned(),
-        ];
-        if self.version.has_insecure_port() {
-            args.push("--port=0".to_owned());
-        }
-        args
-    }
-}
-
-/// Polls `ready` until it holds, failing early when a component exits.
-async fn wait_until<F, Fut>(
-    local: &mut Local,
-    deadline: Instant,
-    timeout: Duration,
-    waiting_for: &str,
-    ready: F,
-) -> Result<(), Failure>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    loop {
-        if ready().await {
-            return Ok(());
-        }
-        for process in &mut local.processes {
-            if let Err(error) = process.check_running() {
-                return Err(if process.lost_port_race() {
-                    Failure::PortRace(error)
-                } else {
-                    Failure::Fatal(error)
-                });
-            }
-        }
-        if Instant::now() >= deadline {
-            let logs = local.processes.iter().map(Process::log_tail).collect();
-            return Err(Failure::Fatal(Error::NotReady {
-                timeout,
-                waiting_for: waiting_for.to_owned(),
-                logs,
-            }));
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-}
-
-/// A loopback port that nothing listens on right now.
-fn free_port(dir: &Path) -> Result<u16> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(Error::io(dir))
-}
-
-/// Writes a kubeconfig with one context per `(context, account)`, the first one current.
-fn write_kubeconfig(
-    path: &Path,
-    server: &str,
-    pki: &Pki,
-    contexts: &[(&str, Account)],
-) -> Result<()> {
-    let kubeconfig = Kubeconfig {
-        clusters: vec![NamedCluster {
-            name: CONTEXT.to_owned(),
-            cluster: Some(Cluster {
-                server: Some(server.to_owned()),
-                certificate_authority: Some(pki.ca_cert.display().to_string()),
-                ..Cluster::default()
-            }),
-            ..NamedCluster::default()
-        }],
-        auth_infos: contexts
-            .iter()
-            .map(|(_, account)| NamedAuthInfo {
-                name: account.name.to_owned(),
-                auth_info: Some(AuthInfo {
-                    token_file: Some(pki.token_file(*account).display().to_string()),
-                    ..AuthInfo::default()
-                }),
-                ..NamedAuthInfo::default()
-            })
-            .collect(),
-        contexts: contexts
-            .iter()
-            .map(|(context, account)| NamedContext {
-                name: (*context).to_owned(),
-                context: Some(Context {
-                    cluster: CONTEXT.to_owned(),
-                    user: Some(account.name.to_owned()),
-                    ..Context::default()
-                }),
-                ..NamedContext::default()
-            })
-            .collect(),
-        current_context: contexts.first().map(|(context, _)| (*context).to_owned()),
-        api_version: Some("v1".to_owned()),
-        kind: Some("Config".to_owned()),
-        ..Kubeconfig::default()
-    };
-    let yaml = serde_yaml::to_string(&kubeconfig).map_err(|error| Error::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(error),
-    })?;
-    pki::write_private(path, yaml.as_bytes())
-}
-
-async fn client_config(kubeconfig: &Path, context: &str) -> Result<Config> {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig).map_err(Error::Kubeconfig)?;
-    let options = KubeConfigOptions {
-        context: Some(context.to_owned()),
-        ..KubeConfigOptions::default()
-    };
-    Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(Error::Kubeconfig)
 }

@@ -1,7 +1,10 @@
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{fmt, path::PathBuf, sync::Arc, time::Duration};
 
 /// Everything that can go wrong while starting or using a test control plane.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the message and its causes, because tests `unwrap()` these errors and the
+/// message is what tells a developer to provision the binaries.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The control plane's binaries were not found where the envtest convention looks.
@@ -77,6 +80,18 @@ pub enum Error {
     /// it gets the same error.
     #[error(transparent)]
     Shared(Arc<Error>),
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, "\n  caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 impl Error {

@@ -51,6 +51,8 @@
 mod binaries;
 mod control_plane;
 mod error;
+mod kubeconfig;
+mod launch;
 mod pki;
 mod process;
 

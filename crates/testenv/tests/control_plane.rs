@@ -187,3 +187,31 @@ fn kubectl() -> PathBuf {
         .filter(|path| path.exists())
         .unwrap_or_else(|| PathBuf::from("kubectl"))
 }
+
+/// `USE_EXISTING_CLUSTER=true` runs the suite against the current kubeconfig's cluster: this test
+/// runs the other tests of this binary again, in a child process whose kubeconfig is the shared
+/// control plane's, as a user's own cluster would be.
+#[tokio::test]
+async fn suite_runs_against_an_existing_cluster() {
+    const THIS_TEST: &str = "suite_runs_against_an_existing_cluster";
+    let plane = ControlPlane::shared().await.expect("control plane");
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--skip", THIS_TEST, "--test-threads=2"])
+        .env("USE_EXISTING_CLUSTER", "true")
+        .env("KUBECONFIG", plane.kubeconfig())
+        .env_remove("KUBEBUILDER_ASSETS")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("test result: ok. 4 passed; 0 failed"),
+        "{stdout}"
+    );
+    // The child's control plane was ours: it ran no etcd or kube-apiserver of its own.
+    assert!(
+        stderr.contains(&format!("at {}", plane.server_url())),
+        "{stderr}"
+    );
+}

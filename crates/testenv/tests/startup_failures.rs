@@ -21,16 +21,27 @@ fn fake(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
-fn options(bin_dir: &Path, apiserver_body: &str, base_dir: &Path) -> Options {
+/// Starts a control plane whose fake kube-apiserver runs `apiserver_body` next to a fake etcd
+/// that just waits, checks that the failed start left nothing behind, and returns its error.
+async fn failed_start(apiserver_body: &str) -> Error {
+    let bins = tempfile::tempdir().unwrap();
+    failed_start_in(bins.path(), apiserver_body).await
+}
+
+/// [`failed_start`] with the fake binaries in `bins`.
+async fn failed_start_in(bins: &Path, apiserver_body: &str) -> Error {
+    let base = tempfile::tempdir().unwrap();
     let mut options = Options::default();
     options.binaries = Some(Binaries {
-        etcd: fake(bin_dir, "etcd", "exec sleep 60"),
-        kube_apiserver: fake(bin_dir, "kube-apiserver", apiserver_body),
+        etcd: fake(bins, "etcd", "exec sleep 60"),
+        kube_apiserver: fake(bins, "kube-apiserver", apiserver_body),
         kube_controller_manager: None,
     });
     options.timeout = Duration::from_secs(2);
-    options.base_dir = Some(base_dir.to_path_buf());
-    options
+    options.base_dir = Some(base.path().to_path_buf());
+    let error = ControlPlane::start(options).await.unwrap_err();
+    assert_nothing_left(base.path());
+    error
 }
 
 fn assert_nothing_left(base_dir: &Path) {
@@ -40,13 +51,8 @@ fn assert_nothing_left(base_dir: &Path) {
 
 #[tokio::test]
 async fn component_that_exits_fails_start_with_its_log() {
-    let bins = tempfile::tempdir().unwrap();
-    let base = tempfile::tempdir().unwrap();
-    let body = "echo 'E1126 unable to load server certificate: boom' >&2; exit 3";
-    let error = ControlPlane::start(options(bins.path(), body, base.path()))
-        .await
-        .unwrap_err();
-
+    let error =
+        failed_start("echo 'E1126 unable to load server certificate: boom' >&2; exit 3").await;
     assert!(
         matches!(
             error,
@@ -66,19 +72,13 @@ async fn component_that_exits_fails_start_with_its_log() {
         message.contains("kube-apiserver: E1126 unable to load server certificate: boom"),
         "{message}"
     );
-    assert_nothing_left(base.path());
 }
 
 #[tokio::test]
 async fn component_that_never_serves_fails_start_after_the_timeout() {
-    let bins = tempfile::tempdir().unwrap();
-    let base = tempfile::tempdir().unwrap();
-    let body = "echo 'still waiting for etcd'; exec sleep 60";
-    let error = ControlPlane::start(options(bins.path(), body, base.path()))
+    let message = failed_start("echo 'still waiting for etcd'; exec sleep 60")
         .await
-        .unwrap_err();
-
-    let message = error.to_string();
+        .to_string();
     assert!(
         message.starts_with("control plane not ready after 2s: kube-apiserver /readyz"),
         "{message}"
@@ -87,7 +87,6 @@ async fn component_that_never_serves_fails_start_after_the_timeout() {
         message.contains("kube-apiserver: still waiting for etcd"),
         "{message}"
     );
-    assert_nothing_left(base.path());
 }
 
 #[tokio::test]
@@ -108,4 +107,29 @@ async fn missing_binary_is_reported_before_anything_starts() {
         "{error}"
     );
     assert_nothing_left(base.path());
+}
+
+#[tokio::test]
+async fn lost_port_race_is_retried_on_fresh_ports() {
+    let bins = tempfile::tempdir().unwrap();
+    let attempts = bins.path().join("attempts");
+    let body = format!(
+        "echo \"$@\" >> {}; echo 'listen tcp 127.0.0.1:6443: bind: address already in use' >&2; exit 1",
+        attempts.display()
+    );
+    let error = failed_start_in(bins.path(), &body).await;
+    assert!(matches!(error, Error::Exited { .. }), "{error:?}");
+
+    let attempts = std::fs::read_to_string(attempts).unwrap();
+    let ports: std::collections::HashSet<_> = attempts
+        .lines()
+        .map(|line| {
+            line.split_whitespace()
+                .find(|arg| arg.starts_with("--secure-port="))
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(attempts.lines().count(), 3, "three attempts: {attempts}");
+    assert_eq!(ports.len(), 3, "each on other ports: {ports:?}");
 }
