@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs capstan's whole test suite. Tests that talk to Kubernetes need a real control plane:
 # scripts/envtest.sh provisions one (or reuses KUBEBUILDER_ASSETS / its cache) first.
-# Extra arguments go to `cargo test`, for example `scripts/test.sh -p capstan-testenv`.
+# Arguments go to `cargo test` in place of `--workspace`, for example
+# `scripts/test.sh -p capstan-testenv`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,4 +10,5 @@ KUBEBUILDER_ASSETS="$(scripts/envtest.sh)"
 export KUBEBUILDER_ASSETS
 echo "test control plane: $("$KUBEBUILDER_ASSETS/kube-apiserver" --version) from $KUBEBUILDER_ASSETS" >&2
 
-exec cargo test --workspace --locked "$@"
+[ "$#" -gt 0 ] || set -- --workspace
+exec cargo test --locked "$@"

@@ -93,7 +93,7 @@ pub(crate) struct Owned {
     // Stopped in reverse order: the controller manager first, etcd last.
     pub(crate) processes: Vec<Process>,
     dir: Option<tempfile::TempDir>,
-    pub(crate) reaper: Reaper,
+    reaper: Reaper,
 }
 
 impl Owned {
@@ -113,6 +113,19 @@ impl Owned {
             dir: Some(dir),
             reaper,
         })
+    }
+
+    /// Starts a component that logs to `<name>.log` in the folder, under the reaper's watch.
+    pub(crate) fn spawn(
+        &mut self,
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+    ) -> Result<()> {
+        let log = self.path().join(format!("{name}.log"));
+        let process = Process::spawn(name, program, args, log, &mut self.reaper)?;
+        self.processes.push(process);
+        Ok(())
     }
 
     pub(crate) fn path(&self) -> PathBuf {

@@ -100,20 +100,16 @@ impl Launch {
         let user = kubeconfig::client_config(&kubeconfig, USER_CONTEXT).await?;
 
         let etcd_data = root.join("etcd");
-        owned.processes.push(Process::spawn(
+        owned.spawn(
             "etcd",
             &self.binaries.etcd,
             &self.etcd_args(&ports, &etcd_data),
-            root.join("etcd.log"),
-            &mut owned.reaper,
-        )?);
-        owned.processes.push(Process::spawn(
+        )?;
+        owned.spawn(
             "kube-apiserver",
             &self.binaries.kube_apiserver,
             &self.apiserver_args(&ports, &pki),
-            root.join("kube-apiserver.log"),
-            &mut owned.reaper,
-        )?);
+        )?;
 
         let deadline = Instant::now() + self.options.timeout;
         let client = Client::try_from(admin.clone()).map_err(Error::Kube)?;
@@ -145,13 +141,11 @@ impl Launch {
                 &cm_kubeconfig,
                 &kubeconfig::for_local(&server, &pki, &contexts),
             )?;
-            owned.processes.push(Process::spawn(
+            owned.spawn(
                 "kube-controller-manager",
                 controller_manager,
                 &self.controller_manager_args(&ports, &pki, &cm_kubeconfig, &root),
-                root.join("kube-controller-manager.log"),
-                &mut owned.reaper,
-            )?);
+            )?;
             // The service-account controller creating `default` shows the controllers are
             // running and can write, and Pods cannot be created before it exists anyway.
             let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
