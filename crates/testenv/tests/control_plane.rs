@@ -59,6 +59,66 @@ async fn server_side_apply_round_trips_with_field_manager() {
     assert_eq!(managers, [("capstan-test".to_owned(), "Apply".to_owned())]);
 }
 
+/// What capstan's deploy path needs from kube 5 and this server: discovery, a server-side-apply
+/// dry run that writes nothing, and metadata-only lists filtered by label.
+#[tokio::test]
+async fn server_supports_discovery_dry_run_apply_and_metadata_lists() {
+    let plane = ControlPlane::shared().await.expect("control plane");
+    let client = plane.client(User::Admin).unwrap();
+    let namespace = plane.create_namespace("compat").await.unwrap();
+
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    let (resource, _) = discovery
+        .groups()
+        .flat_map(|group| group.recommended_resources())
+        .find(|(resource, _)| resource.kind == "ConfigMap")
+        .expect("discovery lists ConfigMap");
+    assert_eq!(resource.plural, "configmaps");
+
+    let config_maps: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let labelled = |name: &str| {
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "name": name, "labels": { "capstan.io/discriminator": "compat" } },
+        })
+    };
+    let dry_run = PatchParams::apply("capstan").dry_run();
+    let planned = config_maps
+        .patch("planned", &dry_run, &Patch::Apply(&labelled("planned")))
+        .await
+        .unwrap();
+    assert_eq!(planned.name_any(), "planned");
+    assert!(
+        config_maps.get_opt("planned").await.unwrap().is_none(),
+        "a dry run wrote"
+    );
+
+    let apply = PatchParams::apply("capstan");
+    config_maps
+        .patch("owned", &apply, &Patch::Apply(&labelled("owned")))
+        .await
+        .unwrap();
+    config_maps
+        .patch(
+            "other",
+            &apply,
+            &Patch::Apply(
+                &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "other" }}),
+            ),
+        )
+        .await
+        .unwrap();
+    let selected = config_maps
+        .list_metadata(&ListParams::default().labels("capstan.io/discriminator=compat"))
+        .await
+        .unwrap();
+    let names: Vec<_> = selected.items.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(names, ["owned"]);
+    // Metadata lists carry managedFields, so changes by other managers stay visible.
+    assert!(selected.items[0].metadata.managed_fields.is_some());
+}
+
 #[tokio::test]
 async fn unprivileged_user_is_subject_to_rbac() {
     let plane = ControlPlane::shared().await.expect("control plane");
