@@ -92,6 +92,8 @@ pub struct ControlPlane {
 pub(crate) struct Owned {
     // Stopped in reverse order: the controller manager first, etcd last.
     pub(crate) processes: Vec<Process>,
+    root: PathBuf,
+    // An `Option` only so that `Drop` can remove it before disarming the reaper.
     dir: Option<tempfile::TempDir>,
     reaper: Reaper,
 }
@@ -110,6 +112,7 @@ impl Owned {
         let reaper = Reaper::spawn(dir.path())?;
         Ok(Self {
             processes: Vec::new(),
+            root: dir.path().to_path_buf(),
             dir: Some(dir),
             reaper,
         })
@@ -128,11 +131,9 @@ impl Owned {
         Ok(())
     }
 
-    pub(crate) fn path(&self) -> PathBuf {
-        self.dir
-            .as_ref()
-            .map(|dir| dir.path().to_path_buf())
-            .unwrap_or_default()
+    /// The private folder.
+    pub(crate) fn path(&self) -> &Path {
+        &self.root
     }
 }
 

@@ -78,7 +78,7 @@ struct Ports {
 impl Launch {
     async fn run(&self) -> Result<ControlPlane, Failure> {
         let mut owned = Owned::new(self.options.base_dir.clone())?;
-        let root = owned.path();
+        let root = owned.path().to_path_buf();
 
         let accounts = [ADMIN, USER, CONTROLLER_MANAGER];
         let pki = pki::generate(&root, &accounts)?;
