@@ -52,7 +52,9 @@ EOF
   exit 1
 fi
 
-assets="$cache_root/debian-$codename"
+# The suffix names the build recipe: a change to how the binaries are built (such as the reflect2
+# replacement below) gets a new folder instead of reusing binaries built the old way.
+assets="$cache_root/debian-$codename-r2"
 if usable "$assets" && [ -f "$assets/.complete" ]; then
   printf '%s\n' "$assets"
   exit 0
@@ -126,7 +128,7 @@ fi
 say "installing etcd-server, golang-go and build tools with apt"
 $sudo apt-get update -qq >&2
 $sudo apt-get install -y -qq --no-install-recommends \
-  etcd-server golang-go dpkg-dev make rsync ca-certificates >&2
+  etcd-server golang-go dpkg-dev make rsync ca-certificates golang-github-modern-go-reflect2-dev >&2
 
 work="$(mktemp -d "$cache_root/build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -147,6 +149,13 @@ export GOPATH="$work/gopath" GOCACHE="$work/gocache" GO111MODULE=off GOFLAGS='' 
 mkdir -p "$GOPATH/src/k8s.io"
 ln -s "$src" "$GOPATH/src/k8s.io/kubernetes"
 cd "$GOPATH/src/k8s.io/kubernetes"
+# Kubernetes 1.20 vendors reflect2 1.0.1, which reads Go's map iterator with the layout of Go
+# 1.17 and older: built with a newer Go, the API server segfaults the first time it encodes a
+# custom resource (modern-go/reflect2#23). Debian's reflect2 1.0.2 has the fix.
+reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
+[ -f "$reflect2/reflect2.go" ] || die "golang-github-modern-go-reflect2-dev did not install $reflect2"
+rm -rf vendor/github.com/modern-go/reflect2
+cp -r "$reflect2" vendor/github.com/modern-go/reflect2
 for what in cmd/kube-apiserver cmd/kube-controller-manager; do
   say "building $what (a few minutes)"
   make WHAT="$what" >&2

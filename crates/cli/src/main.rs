@@ -2,19 +2,86 @@
 //!
 //! The binary is a thin layer over capstan's library crates: it parses arguments, reads the
 //! project's `capstan.yaml`, calls the libraries with progress and confirmation callbacks, and
-//! turns their typed results into output and exit codes. Commands arrive with the crates that
-//! implement them.
+//! turns their typed results into output and exit codes.
 
-use clap::Parser;
+use std::io::Write as _;
+
+use clap::{Parser, Subcommand};
+
+mod render;
+mod stage;
 
 /// Day-2 GitOps operations on Kubernetes: deploy stages with discriminator-based pruning,
 /// SOPS secrets, ClusterAPI and cert-manager operations.
 #[derive(Debug, Parser)]
-#[command(name = "capstan", version, about)]
-struct Cli {}
+#[command(
+    name = "capstan",
+    version,
+    about,
+    after_help = "Exit codes: 0 success; 1 differences found (diff only); 2 failure of any kind, \
+                  invalid manifests included."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let Cli {} = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    Render(render::RenderArgs),
+    Validate(render::ValidateArgs),
+}
+
+/// How capstan ends; the numbers are part of its interface for scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExitCode {
+    Success = 0,
+    Failure = 2,
+}
+
+/// A command's failure: printed on standard error, then capstan exits with 2.
+#[derive(Debug)]
+struct Failure(anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Self(error.into())
+    }
+}
+
+fn report(failure: &Failure) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = match failure.0.downcast_ref::<capstan_manifest::Error>() {
+        Some(capstan_manifest::Error::Invalid(problems)) => {
+            for problem in problems {
+                let _ = writeln!(stderr, "{problem}");
+            }
+            let plural = if problems.len() == 1 { "" } else { "s" };
+            writeln!(stderr, "error: {} problem{plural} found", problems.len())
+        }
+        _ => writeln!(stderr, "error: {:#}", failure.0),
+    };
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Render(args) => render::render(args),
+        Command::Validate(args) => render::validate(args),
+    };
+    let code = result.unwrap_or_else(|failure| {
+        // `capstan render | head` closing the pipe early is the reader's choice, not a failure.
+        let closed = failure
+            .0
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind);
+        if closed == Some(std::io::ErrorKind::BrokenPipe) {
+            return ExitCode::Success;
+        }
+        report(&failure);
+        ExitCode::Failure
+    });
+    std::process::ExitCode::from(code as u8)
 }
 
 #[cfg(test)]

@@ -1,20 +1,72 @@
 //! Loads the resources a capstan *stage* should have, and makes them ready to apply.
 //!
 //! A renderer (Nix with easykubenix, kustomize, a script) turns modules into Kubernetes
-//! resources: a multi-document YAML stream, a JSON or YAML `List`, a folder of files, or a
-//! kluctl project folder with `prio-N` barrier items. This crate will turn any of them into one
-//! validated, ordered and labelled set of objects, with errors that name the file, the document
-//! and the line.
+//! resources: a multi-document YAML stream, a JSON or YAML `List`, a folder of files, a GitOps
+//! tree (`<namespace|none>/<Kind>/<name>.yaml` with `kustomization.yaml`), or a kluctl project
+//! folder with `prio-N` barrier items. [`load`] turns any of them into one [`Manifest`]:
 //!
-//! # What it will expose
+//! - **validated**: every problem is reported at once, each naming the file, the document and
+//!   the line ([`Problem`]): documents that are not objects, invalid names, namespaces and
+//!   labels, objects defined twice, objects labelled for another discriminator, and Secrets
+//!   with unresolved `{{ ... }}` template placeholders;
+//! - **labelled** with the stage's discriminator ([`Label`]), which is how capstan knows which
+//!   live objects a stage owns;
+//! - **ordered** for apply ([`Phase`]; barriers kept as [`Object::barrier_group`]); delete in
+//!   reverse.
 //!
-//! - loading from a file, a folder (recursive, in a deterministic order) or standard input;
-//! - a typed object identity (group, version, kind, namespace, name) with a stable display,
-//!   used by every other capstan crate;
-//! - validation (names, labels, duplicate identities, unresolved template placeholders);
-//! - the apply order (CRDs and Namespaces first, admission webhooks last, barriers kept) and
-//!   its reverse for deletion;
-//! - discriminator labelling, which is how capstan knows which live objects a stage owns;
-//! - the `capstan.yaml` project file and its stages.
+//! A [`Project`] reads `capstan.yaml`, which names the project's stages and where each stage's
+//! manifests come from: files, or a command such as `nix build ... --print-out-paths`.
 //!
-//! Nothing here talks to a cluster: the crate is pure and fully unit-tested without a server.
+//! Loading is fast: documents, `List` items and files parse in parallel, and each object is
+//! kept as compact JSON rather than a tree of values.
+//!
+//! # Example
+//!
+//! ```
+//! use capstan_manifest::{Input, Label, LoadOptions, Phase, load};
+//!
+//! let text = "
+//! apiVersion: apps/v1
+//! kind: Deployment
+//! metadata: {name: api, namespace: web}
+//! ---
+//! apiVersion: v1
+//! kind: Namespace
+//! metadata: {name: web}
+//! ";
+//! let label = Label::new("capstan.io/discriminator", "shop-full")?;
+//! let input = Input::Text { name: "stage.yaml".into(), text: text.into() };
+//! let manifest = load(&[input], &LoadOptions::with_label(label))?;
+//!
+//! let order: Vec<String> = manifest.iter().map(|object| object.id().to_string()).collect();
+//! assert_eq!(order, ["Namespace web", "apps/Deployment web/api"]);
+//! assert_eq!(manifest.objects()[0].phase(), Phase::Namespaces);
+//! assert!(manifest.objects()[1].json().contains(r#""capstan.io/discriminator":"shop-full""#));
+//! # Ok::<(), capstan_manifest::Error>(())
+//! ```
+//!
+//! Nothing here talks to a cluster: the crate is pure and unit-tested without a server.
+
+mod command;
+mod error;
+mod id;
+mod input;
+mod load;
+mod manifest;
+mod names;
+mod object;
+mod order;
+mod parse;
+mod problem;
+mod project;
+mod split;
+
+pub use error::Error;
+pub use id::ObjectId;
+pub use input::Input;
+pub use load::{LoadOptions, load};
+pub use manifest::{Format, Label, Manifest, Wave};
+pub use object::Object;
+pub use order::Phase;
+pub use problem::{Location, Problem, ProblemKind, Problems};
+pub use project::{Project, Stage, StageSource};

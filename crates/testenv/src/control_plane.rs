@@ -243,6 +243,20 @@ impl ControlPlane {
         &self.kubeconfig
     }
 
+    /// A `kubectl` command for this control plane, as the administrator unless the arguments
+    /// name another `--context`. The binary is the provisioned one next to the control plane's
+    /// (`$KUBEBUILDER_ASSETS/kubectl`, whose version matches the server), else `kubectl` on the
+    /// `PATH`.
+    pub fn kubectl(&self) -> std::process::Command {
+        let program = env::var_os("KUBEBUILDER_ASSETS")
+            .map(|dir| Path::new(&dir).join("kubectl"))
+            .filter(|path| path.exists())
+            .unwrap_or_else(|| "kubectl".into());
+        let mut command = std::process::Command::new(program);
+        command.arg("--kubeconfig").arg(&self.kubeconfig);
+        command
+    }
+
     /// The API server's version, for example `v1.20.2`.
     pub fn version(&self) -> &str {
         &self.version

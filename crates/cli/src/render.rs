@@ -1,0 +1,180 @@
+//! `capstan render` and `capstan validate`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use capstan_manifest::{Error, Format, Manifest, Problem};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use crate::stage::StageArgs;
+use crate::{ExitCode, Failure};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum RenderOutput {
+    /// A v1 List as YAML
+    Yaml,
+    /// A v1 List as JSON
+    Json,
+    /// One object identity per line, in apply order
+    Names,
+}
+
+/// Print a stage's objects as one ordered, labelled List.
+#[derive(Debug, Args)]
+pub(crate) struct RenderArgs {
+    #[command(flatten)]
+    stage: StageArgs,
+
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value = "yaml")]
+    output: RenderOutput,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ValidateOutput {
+    /// A summary for people
+    Text,
+    /// The result as JSON, problems included
+    Json,
+}
+
+/// Check a stage's manifests and print a summary; every problem is reported, one per line.
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    #[command(flatten)]
+    stage: StageArgs,
+
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    output: ValidateOutput,
+}
+
+pub(crate) fn render(args: &RenderArgs) -> Result<ExitCode, Failure> {
+    let loaded = args.stage.load()?;
+    let mut stdout = std::io::stdout().lock();
+    match args.output {
+        RenderOutput::Yaml => loaded.manifest.write(Format::Yaml, &mut stdout)?,
+        RenderOutput::Json => loaded.manifest.write(Format::Json, &mut stdout)?,
+        RenderOutput::Names => {
+            for object in &loaded.manifest {
+                writeln!(stdout, "{}", object.id())?;
+            }
+            stdout.flush()?;
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    valid: bool,
+    objects: usize,
+    waves: usize,
+    discriminator: Option<String>,
+    problems: Vec<ProblemReport<'a>>,
+}
+
+#[derive(Serialize)]
+struct ProblemReport<'a> {
+    source: &'a str,
+    line: usize,
+    document: usize,
+    item: Option<usize>,
+    object: Option<String>,
+    kind: String,
+    message: &'a str,
+}
+
+impl<'a> From<&'a Problem> for ProblemReport<'a> {
+    fn from(problem: &'a Problem) -> Self {
+        let location = problem.location();
+        Self {
+            source: location.source(),
+            line: location.line(),
+            document: location.document(),
+            item: location.item(),
+            object: problem.object().map(ToString::to_string),
+            kind: format!("{:?}", problem.kind()),
+            message: problem.message(),
+        }
+    }
+}
+
+pub(crate) fn validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
+    let json = matches!(args.output, ValidateOutput::Json);
+    let loaded = match args.stage.load() {
+        Err(error) if json => match error.downcast_ref::<Error>() {
+            Some(Error::Invalid(problems)) => {
+                let problems = problems.iter().map(ProblemReport::from).collect();
+                let report = Report {
+                    valid: false,
+                    objects: 0,
+                    waves: 0,
+                    discriminator: None,
+                    problems,
+                };
+                print_json(&report)?;
+                return Ok(ExitCode::Failure);
+            }
+            _ => return Err(error.into()),
+        },
+        other => other?,
+    };
+    let manifest = &loaded.manifest;
+    if json {
+        let discriminator = manifest.label().map(|label| label.selector());
+        let report = Report {
+            valid: true,
+            objects: manifest.len(),
+            waves: manifest.waves().count(),
+            discriminator,
+            problems: Vec::new(),
+        };
+        print_json(&report)?;
+    } else {
+        print_summary(&loaded.what, manifest)?;
+    }
+    Ok(ExitCode::Success)
+}
+
+fn print_json(report: &Report<'_>) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, report)?;
+    writeln!(stdout)
+}
+
+fn print_summary(what: &str, manifest: &Manifest) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let label = manifest.label().map_or_else(String::new, |label| {
+        format!(", labelled {}", label.selector())
+    });
+    writeln!(
+        stdout,
+        "{what}: {} objects in {} waves{label}, no problems",
+        manifest.len(),
+        manifest.waves().count()
+    )?;
+    let mut kinds: BTreeMap<(u32, capstan_manifest::Phase), BTreeMap<&str, usize>> =
+        BTreeMap::new();
+    for object in manifest {
+        *kinds
+            .entry((object.barrier_group(), object.phase()))
+            .or_default()
+            .entry(object.id().kind())
+            .or_default() += 1;
+    }
+    for (number, ((group, phase), kinds)) in kinds.iter().enumerate() {
+        let kinds: Vec<String> = kinds
+            .iter()
+            .map(|(kind, count)| format!("{count} {kind}"))
+            .collect();
+        writeln!(
+            stdout,
+            "  wave {} (barrier group {group}, {phase:?}): {}",
+            number + 1,
+            kinds.join(", ")
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! Which manifests a command works on: a project stage, or files named on the command line.
+
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use capstan_manifest::{Input, Label, LoadOptions, Manifest, Project, load};
+use clap::Args;
+
+/// The options every command that takes a stage accepts.
+#[derive(Debug, Args)]
+pub(crate) struct StageArgs {
+    /// The project folder or its capstan.yaml [default: the nearest capstan.yaml upward]
+    #[arg(long, value_name = "DIR")]
+    project: Option<PathBuf>,
+
+    /// The stage to work on [default: the project's only stage]
+    #[arg(long, short = 's', value_name = "NAME", conflicts_with = "filename")]
+    stage: Option<String>,
+
+    /// Load these files or folders instead of a stage ('-' reads standard input)
+    #[arg(long, short = 'f', value_name = "PATH")]
+    filename: Vec<PathBuf>,
+
+    /// With -f: label every object with this discriminator
+    #[arg(long, requires = "filename")]
+    discriminator: Option<String>,
+
+    /// With -f: the discriminator label key
+    #[arg(long, requires = "discriminator", default_value = Label::DEFAULT_KEY)]
+    label_key: String,
+}
+
+/// Loaded manifests and what they are, for messages.
+pub(crate) struct Loaded {
+    pub(crate) manifest: Manifest,
+    /// `stage full` or `the given files`.
+    pub(crate) what: String,
+}
+
+impl StageArgs {
+    /// Loads the stage's manifests, or the files; a stage command's stderr streams to ours.
+    pub(crate) fn load(&self) -> anyhow::Result<Loaded> {
+        if !self.filename.is_empty() {
+            return self.load_files();
+        }
+        let project = match &self.project {
+            Some(path) => Project::open(path)?,
+            None => Project::discover(
+                &std::env::current_dir().context("cannot read the working directory")?,
+            )?,
+        };
+        let stage = match (&self.stage, project.stages()) {
+            (Some(name), _) => project.stage(name)?,
+            (None, [only]) => only,
+            (None, stages) => {
+                let names: Vec<&str> = stages.iter().map(|stage| stage.name()).collect();
+                anyhow::bail!(
+                    "{}: choose a stage with --stage ({})",
+                    project.file().display(),
+                    names.join(", ")
+                )
+            }
+        };
+        let mut stderr = std::io::stderr();
+        let manifest = stage.load(&mut |line| {
+            let _ = writeln!(stderr, "{line}");
+        })?;
+        Ok(Loaded {
+            manifest,
+            what: format!("stage {}", stage.name()),
+        })
+    }
+
+    fn load_files(&self) -> anyhow::Result<Loaded> {
+        let mut inputs = Vec::new();
+        for path in &self.filename {
+            if path.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("cannot read standard input")?;
+                inputs.push(Input::Text {
+                    name: "<stdin>".to_owned(),
+                    text,
+                });
+            } else {
+                inputs.push(Input::Path(path.clone()));
+            }
+        }
+        let options = match &self.discriminator {
+            Some(value) => {
+                LoadOptions::with_label(Label::new(self.label_key.clone(), value.clone())?)
+            }
+            None => LoadOptions::default(),
+        };
+        Ok(Loaded {
+            manifest: load(&inputs, &options)?,
+            what: "the given files".to_owned(),
+        })
+    }
+}

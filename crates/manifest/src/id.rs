@@ -1,0 +1,168 @@
+//! The identity every capstan crate uses to name a Kubernetes object.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// Which object a manifest describes: group, version, kind, namespace and name.
+///
+/// Two identities name the same object when group, kind, namespace and name match. The version
+/// is only how the object is spelled (`apps/v1` and `apps/v1beta2` address the same
+/// Deployment), so equality, hashing and ordering ignore it.
+///
+/// The namespace is what the manifest says. Whether a kind is namespaced is the API server's
+/// knowledge (discovery), not the manifest's, so an object without a namespace is not assumed to
+/// be cluster-scoped here.
+///
+/// Displays as `apps/Deployment web/api`: the group (omitted for the core group), the kind,
+/// then `namespace/name` or just `name`.
+#[derive(Clone, Debug)]
+pub struct ObjectId {
+    group: String,
+    version: String,
+    kind: String,
+    namespace: Option<String>,
+    name: String,
+}
+
+impl ObjectId {
+    /// An identity from its parts. `api_version` is `group/version`, or `version` for the core
+    /// group, as in a manifest's `apiVersion`.
+    pub fn new(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Self {
+        let (group, version) = split_api_version(api_version);
+        Self {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            kind: kind.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The API group; empty for the core group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The API version within the group, such as `v1`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// `group/version`, or `version` for the core group: the manifest's `apiVersion`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The kind, such as `Deployment`.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The namespace the manifest names, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn key(&self) -> (&str, &str, Option<&str>, &str) {
+        (
+            &self.group,
+            &self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        )
+    }
+}
+
+/// Splits `apiVersion` into group and version; the core group has no slash.
+pub(crate) fn split_api_version(api_version: &str) -> (&str, &str) {
+    api_version.split_once('/').unwrap_or(("", api_version))
+}
+
+impl PartialEq for ObjectId {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for ObjectId {}
+
+impl Hash for ObjectId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialOrd for ObjectId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ObjectId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.group.is_empty() {
+            write!(f, "{}/", self.group)?;
+        }
+        write!(f, "{} ", self.kind)?;
+        if let Some(namespace) = &self.namespace {
+            write!(f, "{namespace}/")?;
+        }
+        f.write_str(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ObjectId;
+
+    #[test]
+    fn display_names_group_kind_namespace_and_name() {
+        let deployment = ObjectId::new("apps/v1", "Deployment", Some("web"), "api");
+        assert_eq!(deployment.to_string(), "apps/Deployment web/api");
+        let map = ObjectId::new("v1", "ConfigMap", Some("web"), "settings");
+        assert_eq!(map.to_string(), "ConfigMap web/settings");
+        let role = ObjectId::new(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            None,
+            "reader",
+        );
+        assert_eq!(
+            role.to_string(),
+            "rbac.authorization.k8s.io/ClusterRole reader"
+        );
+    }
+
+    #[test]
+    fn versions_of_one_object_are_the_same_identity() {
+        let v1 = ObjectId::new("apps/v1", "Deployment", Some("web"), "api");
+        let beta = ObjectId::new("apps/v1beta2", "Deployment", Some("web"), "api");
+        assert_eq!(v1, beta);
+        assert_eq!(beta.api_version(), "apps/v1beta2");
+        assert_ne!(v1, ObjectId::new("apps/v1", "Deployment", None, "api"));
+    }
+
+    #[test]
+    fn core_group_is_empty() {
+        let id = ObjectId::new("v1", "Secret", Some("a"), "b");
+        assert_eq!(
+            (id.group(), id.version(), id.api_version().as_str()),
+            ("", "v1", "v1")
+        );
+    }
+}

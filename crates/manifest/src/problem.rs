@@ -1,0 +1,207 @@
+//! Problems found in manifests, each pointing at the file, document and line it is about.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::ObjectId;
+
+/// Where an object or a problem comes from.
+///
+/// Displays as `path:line`, then the document (1-based, counting documents that hold anything)
+/// and, for objects inside a `List`, the item (1-based).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    source: Arc<str>,
+    document: usize,
+    item: Option<usize>,
+    line: usize,
+}
+
+impl Location {
+    pub(crate) fn new(source: Arc<str>, document: usize, item: Option<usize>, line: usize) -> Self {
+        Self {
+            source,
+            document,
+            item,
+            line,
+        }
+    }
+
+    pub(crate) fn with_item(&self, item: usize) -> Self {
+        Self {
+            item: Some(item),
+            ..self.clone()
+        }
+    }
+
+    /// The whole of a source, for problems such as an unreadable file.
+    pub(crate) fn file(source: Arc<str>) -> Self {
+        Self::new(source, 0, None, 0)
+    }
+
+    /// The file path as given (`<stdin>` for standard input).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The document within the file, from 1; 0 when the location is the whole file.
+    pub fn document(&self) -> usize {
+        self.document
+    }
+
+    /// The item within a `List` document, from 1.
+    pub fn item(&self) -> Option<usize> {
+        self.item
+    }
+
+    /// The line, from 1; 0 when the location is the whole file.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if self.document > 0 {
+            write!(f, " (document {}", self.document)?;
+            if let Some(item) = self.item {
+                write!(f, ", item {item}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+/// What kind of problem a [`Problem`] is, for callers that react to some kinds differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The file or command output could not be read.
+    Unreadable,
+    /// The text is not valid YAML or JSON.
+    Syntax,
+    /// A document is not a mapping, or lacks `apiVersion`, `kind` or `metadata.name`.
+    NotAnObject,
+    /// A name or namespace breaks Kubernetes' naming rules.
+    InvalidName,
+    /// A label key or value breaks Kubernetes' label rules.
+    InvalidLabel,
+    /// Two manifests describe the same object.
+    Duplicate,
+    /// The object already carries the discriminator label with another value.
+    DiscriminatorConflict,
+    /// A Secret value still holds a `{{ ... }}` template placeholder.
+    TemplatePlaceholder,
+    /// A project or kluctl deployment file is invalid.
+    Configuration,
+}
+
+/// One problem in the manifests: where, which object (when known), and what is wrong.
+///
+/// Displays as one line, `file:line (document N): kind namespace/name: message`, which editors
+/// and CI logs turn into a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    location: Location,
+    object: Option<Box<ObjectId>>,
+    kind: ProblemKind,
+    message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(location: Location, kind: ProblemKind, message: impl Into<String>) -> Self {
+        Self {
+            location,
+            object: None,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn about(mut self, object: &ObjectId) -> Self {
+        self.object = Some(Box::new(object.clone()));
+        self
+    }
+
+    /// Where the problem is.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The object it concerns, once its identity is known.
+    pub fn object(&self) -> Option<&ObjectId> {
+        self.object.as_deref()
+    }
+
+    /// What kind of problem this is.
+    pub fn kind(&self) -> ProblemKind {
+        self.kind
+    }
+
+    /// The problem alone, without location or object.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.location)?;
+        if let Some(object) = &self.object {
+            write!(f, "{object}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// All problems found in one load: per-object problems in source order, then the ones that
+/// compare objects (duplicates).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Problems(Vec<Problem>);
+
+impl Problems {
+    pub(crate) fn new(problems: Vec<Problem>) -> Self {
+        Self(problems)
+    }
+
+    /// The problems, in source order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Problem> {
+        self.0.iter()
+    }
+
+    /// How many problems there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a Problems {
+    type Item = &'a Problem;
+    type IntoIter = std::slice::Iter<'a, Problem>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, problem) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,232 @@
+//! `capstan.yaml` projects, stages and their render commands.
+
+use std::fs;
+use std::path::Path;
+
+use capstan_manifest::{Error, Project, StageSource};
+
+fn project(dir: &Path, text: &str) -> Result<Project, Error> {
+    fs::write(dir.join("capstan.yaml"), text).unwrap();
+    Project::open(dir)
+}
+
+const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: demo}\n";
+
+#[test]
+fn stages_default_their_discriminator_to_project_and_stage_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name: hetzkube\nstages:\n  capi:\n    manifests: build/capi.yaml\n  full:\n    discriminator: full\n    command: [nix, build, --print-out-paths]\n    prune: true\n    context: my-cluster\n";
+    let project = project(dir.path(), text).unwrap();
+    assert_eq!(project.name(), "hetzkube");
+    assert_eq!(project.label_key(), "capstan.io/discriminator");
+    let names: Vec<&str> = project.stages().iter().map(|stage| stage.name()).collect();
+    assert_eq!(names, ["capi", "full"]);
+    let capi = project.stage("capi").unwrap();
+    assert_eq!(
+        capi.label().selector(),
+        "capstan.io/discriminator=hetzkube-capi"
+    );
+    assert!(!capi.prune());
+    assert!(
+        matches!(capi.source(), StageSource::Paths(paths) if paths == &[dir.path().join("build/capi.yaml")])
+    );
+    let full = project.stage("full").unwrap();
+    assert_eq!(full.label().value(), "full");
+    assert!(full.prune());
+    assert_eq!(full.context(), Some("my-cluster"));
+}
+
+#[test]
+fn a_label_key_takes_over_kluctl_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name: p\nlabelKey: kluctl.io/discriminator\nstages: {full: {manifests: m, discriminator: full}}\n";
+    let project = project(dir.path(), text).unwrap();
+    assert_eq!(
+        project.stage("full").unwrap().label().selector(),
+        "kluctl.io/discriminator=full"
+    );
+}
+
+#[test]
+fn unknown_keys_and_incomplete_stages_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("capstan.yaml").display().to_string();
+    let error = project(
+        dir.path(),
+        "name: p\nstages: {full: {manifests: m, prunee: true}}\n",
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("{file}: stages.full: unknown field `prunee`")),
+        "{error}"
+    );
+    let error = project(
+        dir.path(),
+        "name: p\nstages: {full: {manifests: m, command: [x]}}\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{file}: stage full: needs exactly one of `manifests` and a non-empty `command`")
+    );
+    let error = project(dir.path(), "name: p\nstages: {}\n").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("{file}: the project declares no stages")
+    );
+    let error = project(
+        dir.path(),
+        "name: My Project\nstages: {full: {manifests: m}}\n",
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().contains(
+            "stage full: invalid discriminator label capstan.io/discriminator=My Project-full"
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn unknown_stages_list_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = project(
+        dir.path(),
+        "name: p\nstages: {capi: {manifests: a}, full: {manifests: b}}\n",
+    )
+    .unwrap();
+    let error = project.stage("ful").unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("no stage named \"ful\" (stages: capi, full)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn projects_are_found_in_the_nearest_folder_above() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path(), "name: p\nstages: {full: {manifests: m}}\n").unwrap();
+    let nested = dir.path().join("a/b");
+    fs::create_dir_all(&nested).unwrap();
+    assert_eq!(
+        Project::discover(&nested).unwrap().file(),
+        dir.path().join("capstan.yaml")
+    );
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Project::discover(empty.path()),
+        Err(Error::ProjectNotFound { .. })
+    ));
+}
+
+#[test]
+fn stage_paths_are_relative_to_the_project() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("build")).unwrap();
+    fs::write(dir.path().join("build/ns.yaml"), NAMESPACE).unwrap();
+    let project = project(
+        dir.path(),
+        "name: p\nstages: {full: {manifests: [build]}}\n",
+    )
+    .unwrap();
+    let manifest = project.stage("full").unwrap().load(&mut |_| {}).unwrap();
+    assert_eq!(manifest.label().unwrap().value(), "p-full");
+    assert_eq!(
+        manifest.objects()[0].to_value()["metadata"]["labels"]["capstan.io/discriminator"],
+        "p-full"
+    );
+}
+
+#[test]
+fn a_command_printing_yaml_is_loaded_and_its_stderr_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "echo rendering >&2; printf '{}'",
+        NAMESPACE.replace('\n', "\\n")
+    );
+    let text = format!("name: p\nstages:\n  full:\n    command: [sh, -c, {script:?}]\n");
+    let project = project(dir.path(), &text).unwrap();
+    let mut lines = Vec::new();
+    let manifest = project
+        .stage("full")
+        .unwrap()
+        .load(&mut |line| lines.push(line.to_owned()))
+        .unwrap();
+    assert_eq!(lines, ["rendering"]);
+    assert_eq!(manifest.objects()[0].id().to_string(), "Namespace demo");
+    assert_eq!(
+        manifest.objects()[0].location().source(),
+        "<output of stage full>"
+    );
+}
+
+#[test]
+fn a_command_printing_paths_loads_those_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("result")).unwrap();
+    fs::write(dir.path().join("result/ns.yaml"), NAMESPACE).unwrap();
+    // `nix build --print-out-paths` prints absolute store paths; relative ones resolve in the
+    // project folder.
+    let text = "name: p\nstages: {full: {command: [sh, -c, 'echo result; echo']}}\n";
+    let project = project(dir.path(), text).unwrap();
+    let manifest = project.stage("full").unwrap().load(&mut |_| {}).unwrap();
+    assert!(
+        manifest.objects()[0]
+            .location()
+            .source()
+            .ends_with("result/ns.yaml")
+    );
+}
+
+#[test]
+fn a_failing_command_reports_its_exit_code_and_stderr_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name: p\nstages: {full: {command: [sh, -c, 'for i in $(seq 1 30); do echo line $i >&2; done; exit 3']}}\n";
+    let project = project(dir.path(), text).unwrap();
+    let mut streamed = 0;
+    let error = project
+        .stage("full")
+        .unwrap()
+        .load(&mut |_| streamed += 1)
+        .unwrap_err();
+    assert_eq!(streamed, 30);
+    let Error::CommandFailed {
+        status,
+        stderr_tail,
+        ..
+    } = &error
+    else {
+        panic!("{error}")
+    };
+    assert_eq!(status, "exited with code 3");
+    assert_eq!(
+        (stderr_tail.len(), stderr_tail[0].as_str()),
+        (20, "line 11")
+    );
+    assert!(error.to_string().starts_with("stage full: `sh -c for i in $(seq 1 30); do echo line $i >&2; done; exit 3` exited with code 3; its last output:\n  line 11\n"), "{error}");
+}
+
+#[test]
+fn a_missing_program_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = project(
+        dir.path(),
+        "name: p\nstages: {full: {command: [capstan-no-such-renderer]}}\n",
+    )
+    .unwrap();
+    let error = project
+        .stage("full")
+        .unwrap()
+        .load(&mut |_| {})
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("stage full: cannot run `capstan-no-such-renderer`: No such file"),
+        "{error}"
+    );
+}
