@@ -1,15 +1,93 @@
 //! Secrets in git, the SOPS way: files encrypted to age recipients that the real `sops` tool
 //! opens, and that this crate opens when `sops` wrote them.
 //!
-//! # What it will expose
+//! ```
+//! use capstan_secrets::{EncryptOptions, Format, Identities, Identity, Recipients, SopsFile};
 //!
-//! - reading and writing SOPS files (YAML, JSON) with age recipients, key groups and Shamir
-//!   thresholds, the `encrypted_*`/`unencrypted_*` selection options and `mac_only_encrypted`;
-//!   the MAC is verified on every decryption;
-//! - identities passed in code or found the way `sops` finds them (`SOPS_AGE_KEY`,
-//!   `SOPS_AGE_KEY_FILE`, the user's `sops/age/keys.txt`);
-//! - `.sops.yaml` creation rules;
-//! - editing, `updatekeys`, data-key rotation, and the whole age key hand-over to the
-//!   sops-secrets-operator as one operation that cannot lose a secret.
+//! # fn main() -> Result<(), capstan_secrets::Error> {
+//! let identity = Identity::generate();
+//! let options = EncryptOptions {
+//!     recipients: Recipients::any_of([identity.recipient()]),
+//!     ..EncryptOptions::default()
+//! };
+//! let plaintext = b"db:\n    password: hunter2\n    port_unencrypted: 5432\n";
+//! let file = SopsFile::encrypt("secrets.yaml", Format::Yaml, plaintext, &options)?;
+//! let encrypted = String::from_utf8(file.to_bytes()).unwrap();
+//! assert!(encrypted.contains("password: ENC[AES256_GCM,data:"));
+//! assert!(encrypted.contains("port_unencrypted: 5432"));
 //!
-//! Plaintext never reaches an error message, a log line or a file that outlives the process.
+//! // Reading needs no key; decrypting verifies every value and the MAC.
+//! let file = SopsFile::parse("secrets.yaml", Format::Yaml, encrypted.as_bytes())?;
+//! let identities: Identities = [identity].into_iter().collect();
+//! let decrypted = file.decrypt(&identities)?;
+//! assert_eq!(decrypted.to_plaintext().as_slice(), plaintext);
+//! assert_eq!(decrypted.extract(r#"["db"]["password"]"#)?.as_slice(), b"hunter2");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What it covers
+//!
+//! - YAML (several documents, comments kept and encrypted like sops does), JSON, dotenv and
+//!   binary files; values of type `str`, `int`, `float`, `bool`, `bytes` and `time`;
+//! - age X25519 recipients, one key group or several with a Shamir threshold;
+//! - the `encrypted_*`/`unencrypted_*` suffix, regex and comment-regex options, and
+//!   `mac_only_encrypted`; the MAC is verified on every decryption;
+//! - identities given in code or found the sops way ([`Identities::from_env`]:
+//!   `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, `$XDG_CONFIG_HOME/sops/age/keys.txt`);
+//! - `.sops.yaml` creation rules ([`Config`]);
+//! - the operations behind `sops edit` ([`Decrypted::edit`], which keeps the ciphertext of
+//!   unchanged values), `updatekeys` ([`SopsFile::update_keys`]), `rotate`
+//!   ([`Decrypted::rotate`]), age key generation ([`Identity::generate`]) and a repository
+//!   [`check`].
+//!
+//! Files are written in the layout of sops [`SOPS_VERSION`] (3.13: metadata keys sorted,
+//! `lastmodified` double-quoted, 4-space YAML indentation, tab-indented JSON), and that
+//! version is recorded in new files. Files from every earlier layout are read.
+//!
+//! The library never prints, never reads the terminal, and never writes plaintext to disk.
+//! Errors name the file and, for values, their key path, but never contain a value, a data
+//! key or an identity. Decrypted trees and data keys are wiped from memory when dropped.
+//!
+//! # Why not the `rops` crate
+//!
+//! `rops` (0.1.7) implements the same value encryption, but its API cannot produce files
+//! that are byte-compatible with sops: it drops `version` and comments, has no key groups or
+//! Shamir, writes YAML through serde_yaml (2-space indentation, unquoted `lastmodified`,
+//! which sops 3.13 cannot load), types YAML scalars differently from go-yaml (timestamps,
+//! octal), reads identities only from its own environment variables and key file, always
+//! rotates the data key when a recipient is removed, and keeps its data-key type private. So
+//! this crate implements the format on the primitives directly: `aes-gcm` with sops's
+//! 32-byte nonces, `sha2`, `age` for the key envelopes, and `saphyr-parser` for YAML events
+//! (from which comments and go-yaml's scalar typing are recovered). The `rops` command-line
+//! tool is still used to cross-check interoperability and speed (`benches/compare-rops.sh`).
+
+mod check;
+mod cipher;
+mod config;
+mod crypt;
+mod dotenv;
+mod error;
+mod file;
+mod format;
+mod json;
+mod keys;
+mod metadata;
+mod shamir;
+mod time;
+mod tree;
+mod walk;
+mod yaml;
+
+pub use crate::{
+    check::{CheckOptions, CheckReport, Finding, Problem, check},
+    config::{Config, CreationRule},
+    crypt::{DecryptOptions, Decrypted, Edit, EncryptOptions},
+    error::{Error, Result},
+    file::{KeyChanges, Recipients, SopsFile},
+    format::Format,
+    keys::{Identities, Identity, KeySources, Recipient},
+    metadata::SOPS_VERSION,
+    tree::{Entry, Item, Map, PathStep, Tree, Value, parse_path},
+    walk::Selection,
+};

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Times capstan-secrets (through its `sops_file` example) against the `rops` command-line tool
+# on the same generated 10,000-value YAML file, and checks that each opens the other's output.
+#
+#   cargo install rops-cli --version 0.1.7 --root /tmp/rops-cli   # outside the repository
+#   crates/secrets/benches/compare-rops.sh [path/to/rops]
+#
+# Uses hyperfine when installed, else a loop with `time`.
+set -euo pipefail
+
+ROPS=${1:-/tmp/rops-cli/bin/rops}
+RUNS=${RUNS:-10}
+here=$(cd "$(dirname "$0")/../../.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cargo build --quiet --release --manifest-path "$here/Cargo.toml" -p capstan-secrets --example sops_file
+target=${CARGO_TARGET_DIR:-$here/target}
+capstan="$target/release/examples/sops_file"
+
+# The same file as benches/sops.rs: 100 groups of 100 keys.
+awk 'BEGIN { for (g = 0; g < 100; g++) { printf "group_%03d:\n", g;
+       for (k = 0; k < 100; k++) printf "    key_%03d: value-%03d-%03d-0123456789abcdef\n", k, g, k } }' \
+    > "$work/plain.yaml"
+
+# One age identity for both tools; rops reads it from ROPS_AGE, capstan the sops way.
+age_key=$("$capstan" keygen)
+identity=$(printf '%s\n' "$age_key" | grep '^AGE-SECRET-KEY-')
+recipient=$(printf '%s\n' "$age_key" | sed -n 's/^# public key: //p')
+printf '%s\n' "$identity" > "$work/keys.txt"
+export SOPS_AGE_KEY_FILE="$work/keys.txt" ROPS_AGE="$identity"
+
+"$capstan" encrypt "$work/plain.yaml" "$recipient" > "$work/capstan.enc.yaml"
+"$ROPS" encrypt --age "$recipient" --format yaml < "$work/plain.yaml" > "$work/rops.enc.yaml"
+
+# Interoperability: each tool decrypts what the other wrote to the same plaintext tree.
+"$ROPS" decrypt --format yaml < "$work/capstan.enc.yaml" > "$work/rops-of-capstan.yaml"
+"$capstan" decrypt "$work/rops.enc.yaml" > "$work/capstan-of-rops.yaml"
+"$capstan" decrypt "$work/capstan.enc.yaml" | cmp -s - "$work/plain.yaml" && echo "capstan round trip: identical"
+same() { cmp -s <(grep -v '^$' "$1" | tr -s ' ') <(tr -s ' ' < "$work/plain.yaml") && echo same || echo DIFFERENT; }
+echo "rops opens capstan's file: $(same "$work/rops-of-capstan.yaml") plaintext (up to indentation)"
+echo "capstan opens rops's file: $(same "$work/capstan-of-rops.yaml") plaintext (up to indentation)"
+
+seconds() { # mean seconds of a command, via hyperfine or a loop
+    if command -v hyperfine > /dev/null; then
+        hyperfine --runs "$RUNS" --warmup 2 --export-json "$work/h.json" --output=null "$1" > /dev/null
+        python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["mean"])' "$work/h.json"
+    else
+        local start end
+        start=$(date +%s.%N)
+        for _ in $(seq "$RUNS"); do bash -c "$1" > /dev/null; done
+        end=$(date +%s.%N)
+        echo "($end - $start) / $RUNS" | bc -l
+    fi
+}
+
+report() { # name capstan-command rops-command
+    local c r
+    c=$(seconds "$2")
+    r=$(seconds "$3")
+    printf '%-8s capstan %8.1f ms   rops %8.1f ms   rops/capstan %.2fx\n' "$1" \
+        "$(echo "$c * 1000" | bc -l)" "$(echo "$r * 1000" | bc -l)" "$(echo "$r / $c" | bc -l)"
+}
+
+# rops takes a file argument only when stdin is a terminal, so it reads stdin here.
+report encrypt "$capstan encrypt $work/plain.yaml $recipient" "$ROPS encrypt --age $recipient --format yaml < $work/plain.yaml"
+report decrypt "$capstan decrypt $work/capstan.enc.yaml" "$ROPS decrypt --format yaml < $work/rops.enc.yaml"
