@@ -108,6 +108,11 @@ impl Identity {
         ))
     }
 
+    /// [`Identity::to_key_file`] created now: what `age-keygen` prints for a new identity.
+    pub fn to_new_key_file(&self) -> Zeroizing<String> {
+        self.to_key_file(&crate::time::now())
+    }
+
     /// Writes a new key file readable by its owner only (mode 0600 on Unix) and returns the
     /// recipient; an existing file is never overwritten.
     ///

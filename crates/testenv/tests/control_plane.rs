@@ -142,8 +142,13 @@ async fn custom_resources_are_stored_and_served() {
         }
     });
     let params = PatchParams::apply("capstan-test");
-    crds.patch(&format!("widgets.{group}"), &params, &Patch::Apply(&crd)).await.unwrap();
-    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(&group, "v1", "Widget"), "widgets");
+    crds.patch(&format!("widgets.{group}"), &params, &Patch::Apply(&crd))
+        .await
+        .unwrap();
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(&group, "v1", "Widget"),
+        "widgets",
+    );
     let widgets: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
     let widget = json!({
         "apiVersion": format!("{group}/v1"),
@@ -164,7 +169,15 @@ async fn custom_resources_are_stored_and_served() {
     }
     let applied = applied.expect("the custom resource was never accepted");
     assert_eq!(applied.data["spec"]["tags"]["z"], "w");
-    assert_eq!(widgets.list(&ListParams::default()).await.unwrap().items.len(), 1);
+    assert_eq!(
+        widgets
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
