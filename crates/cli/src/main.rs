@@ -9,6 +9,7 @@ use std::io::Write as _;
 use clap::{Parser, Subcommand};
 
 mod render;
+mod secrets;
 mod stage;
 
 /// Day-2 GitOps operations on Kubernetes: deploy stages with discriminator-based pruning,
@@ -30,6 +31,7 @@ struct Cli {
 enum Command {
     Render(render::RenderArgs),
     Validate(render::ValidateArgs),
+    Secrets(secrets::SecretsArgs),
 }
 
 /// How capstan ends; the numbers are part of its interface for scripts.
@@ -68,6 +70,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Render(args) => render::render(args),
         Command::Validate(args) => render::validate(args),
+        Command::Secrets(args) => secrets::run(args),
     };
     let code = result.unwrap_or_else(|failure| {
         // `capstan render | head` closing the pipe early is the reader's choice, not a failure.
