@@ -70,6 +70,16 @@ impl Repo {
     fn decrypt(&self, path: &Path) -> String {
         text(&succeeds(self.run(&["secrets", "decrypt", path.to_str().unwrap()])).stdout)
     }
+
+    /// The plaintext of `path` as the holder of another identity file sees it.
+    fn decrypt_with(&self, path: &Path, identities: &Path) -> String {
+        let output = self
+            .capstan(&["secrets", "decrypt", path.to_str().unwrap()])
+            .env("SOPS_AGE_KEY_FILE", identities)
+            .output()
+            .unwrap();
+        text(&succeeds(output).stdout)
+    }
 }
 
 fn keygen(path: &Path) -> String {
@@ -201,12 +211,10 @@ fn encrypt_with_age_overrides_the_rule() {
     succeeds(repo.run(&["secrets", "encrypt", "-i", "--age", &other, "other.yaml"]));
     let encrypted = std::fs::read_to_string(repo.path("other.yaml")).unwrap();
     assert!(encrypted.contains(&other) && !encrypted.contains(&repo.recipient));
-    let output = repo
-        .capstan(&["secrets", "decrypt", "other.yaml"])
-        .env("SOPS_AGE_KEY_FILE", &other_key)
-        .output()
-        .unwrap();
-    assert_eq!(text(&succeeds(output).stdout), PLAINTEXT);
+    assert_eq!(
+        repo.decrypt_with(&repo.path("other.yaml"), &other_key),
+        PLAINTEXT
+    );
 }
 
 #[test]
@@ -368,12 +376,7 @@ fn updatekeys_with_yes_adds_a_recipient_and_both_keys_open_the_file() {
     let output = succeeds(repo.run(&["secrets", "updatekeys", "--yes", path.to_str().unwrap()]));
     assert!(text(&output.stderr).contains(&format!("+ {second}")));
     assert_eq!(repo.decrypt(&path), PLAINTEXT);
-    let output = repo
-        .capstan(&["secrets", "decrypt", path.to_str().unwrap()])
-        .env("SOPS_AGE_KEY_FILE", &second_key)
-        .output()
-        .unwrap();
-    assert_eq!(text(&succeeds(output).stdout), PLAINTEXT);
+    assert_eq!(repo.decrypt_with(&path, &second_key), PLAINTEXT);
 }
 
 #[test]
