@@ -13,29 +13,23 @@ const LABEL_NAME_RULE: &str = "a label key is an optional DNS subdomain prefix a
                                most 63 characters: letters, digits, '-', '_' and '.', starting \
                                and ending with a letter or digit";
 
-fn is_dns_label(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-'
+/// Lowercase letters, digits and '-', starting and ending with a letter or digit: an RFC 1123
+/// label without its length limit.
+fn is_dns_part(part: &str) -> bool {
+    let bytes = part.as_bytes();
+    let alphanumeric = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    bytes.first().is_some_and(alphanumeric)
+        && bytes.last().is_some_and(alphanumeric)
+        && bytes.iter().all(|b| alphanumeric(b) || *b == b'-')
 }
 
+fn is_dns_label(name: &str) -> bool {
+    name.len() <= 63 && is_dns_part(name)
+}
+
+/// Parts of a subdomain may exceed 63 characters: the API server's regex allows it.
 fn is_dns_subdomain(name: &str) -> bool {
-    name.len() <= 253
-        && name.split('.').all(|part| {
-            // Parts of a subdomain may exceed 63 characters: the API server's regex allows it.
-            let bytes = part.as_bytes();
-            !bytes.is_empty()
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-                && bytes[0] != b'-'
-                && bytes[bytes.len() - 1] != b'-'
-        })
+    name.len() <= 253 && name.split('.').all(is_dns_part)
 }
 
 /// Label values and the name part of label keys share one rule; values may also be empty.
