@@ -146,14 +146,17 @@ impl Convert<'_> {
                 Err(message) => missing.push(problem(ProblemKind::NotAnObject, message)),
             }
         }
+        // A Kustomization usually has no metadata, so it is recognised before names are asked for.
+        if let [Some(api_version), Some(kind), ..] = fields
+            && is_tool_configuration(api_version, kind)
+        {
+            return Converted::Skipped;
+        }
         let [Some(api_version), Some(kind), Some(name), namespace] = fields else {
             return Converted::Problems(missing);
         };
         if !missing.is_empty() {
             return Converted::Problems(missing);
-        }
-        if is_tool_configuration(api_version, kind) {
-            return Converted::Skipped;
         }
         let id = ObjectId::new(api_version, kind, namespace, name);
         let mut problems = Vec::new();

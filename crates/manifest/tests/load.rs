@@ -160,6 +160,14 @@ fn gitops_trees_load_resources_but_not_kustomize_or_ksops_files() {
 }
 
 #[test]
+fn kustomizations_named_anything_are_configuration_not_resources() {
+    let body = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n---\n{CONFIG_MAP}"
+    );
+    assert_eq!(ids(&load_text(&body).unwrap()), ["ConfigMap demo/settings"]);
+}
+
+#[test]
 fn objects_are_ordered_for_apply_and_ties_keep_source_order() {
     let object = |api: &str, kind: &str, name: &str| {
         format!("apiVersion: {api}\nkind: {kind}\nmetadata: {{name: {name}}}\n---\n")
