@@ -254,6 +254,32 @@ impl Config {
         Ok(Self { path, rules })
     }
 
+    /// The text of the `.sops.yaml` at `path` with `recipient` added to the age recipients
+    /// of every creation rule that has some (`age` as a string or a list, and each
+    /// `key_groups[].age`). Only the text is edited: comments, anchors (an aliased list is
+    /// extended where its anchor is defined), quoting and layout stay. `None` when every such
+    /// rule already holds the recipient.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Config::parse`], and [`Error::Config`] naming the rule whose `age`
+    /// field is laid out in a way that cannot be extended.
+    pub fn add_recipient(path: &Path, text: &str, recipient: &Recipient) -> Result<Option<String>> {
+        crate::config_edit::add_recipient(path, text, recipient)
+    }
+
+    /// Replaces the `.sops.yaml` at `path` with `text` atomically, keeping its permissions,
+    /// after checking that `text` is a valid configuration; returns it parsed.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Config::parse`] (nothing is written then), and [`Error::Io`].
+    pub fn replace(path: &Path, text: &str) -> Result<Self> {
+        let config = Self::parse(path, text)?;
+        crate::file::write_atomic(path, text.as_bytes())?;
+        Ok(config)
+    }
+
     /// Where the configuration was read from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -288,7 +288,7 @@ pub(crate) fn wrap_data_key(
     Ok((groups, (count > 1).then_some(threshold)))
 }
 
-fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
     let folder = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),

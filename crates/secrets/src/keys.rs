@@ -193,6 +193,11 @@ impl Identities {
         self.0.is_empty()
     }
 
+    /// The recipients of the identities, to tell which files they open.
+    pub fn recipients(&self) -> impl Iterator<Item = Recipient> + '_ {
+        self.0.iter().map(Identity::recipient)
+    }
+
     /// Reads key file text: one `AGE-SECRET-KEY-1…` per line (since sops 3.13 several per
     /// line, separated by whitespace), blank lines and `#` comments ignored. `origin` names
     /// the source in errors.

@@ -35,7 +35,8 @@
 //!   `mac_only_encrypted`; the MAC is verified on every decryption;
 //! - identities given in code or found the sops way ([`Identities::from_env`]:
 //!   `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, `$XDG_CONFIG_HOME/sops/age/keys.txt`);
-//! - `.sops.yaml` creation rules ([`Config`]);
+//! - `.sops.yaml` creation rules ([`Config`]), and adding a recipient to them in place
+//!   ([`Config::add_recipient`]);
 //! - the operations behind `sops edit` ([`Decrypted::edit`], which keeps the ciphertext of
 //!   unchanged values), `updatekeys` ([`SopsFile::update_keys`]), `rotate`
 //!   ([`Decrypted::rotate`]), age key generation ([`Identity::generate`]) and a repository
@@ -65,6 +66,7 @@
 mod check;
 mod cipher;
 mod config;
+mod config_edit;
 mod crypt;
 mod dotenv;
 mod error;

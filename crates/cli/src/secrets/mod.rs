@@ -18,6 +18,7 @@ use crate::{ExitCode, Failure};
 
 mod check;
 mod edit;
+mod rotate_key;
 mod sopssecret;
 
 /// SOPS secrets: encrypt, decrypt, edit and re-key files encrypted to age recipients.
@@ -43,6 +44,7 @@ enum SecretsCommand {
     Edit(edit::EditArgs),
     Updatekeys(UpdatekeysArgs),
     Rotate(RotateArgs),
+    RotateKey(rotate_key::RotateKeyArgs),
     Keygen(KeygenArgs),
     Check(check::CheckArgs),
     NewSopssecret(sopssecret::NewSopsSecretArgs),
@@ -117,6 +119,7 @@ pub(crate) fn run(args: &SecretsArgs) -> Result<ExitCode, Failure> {
         SecretsCommand::Edit(command) => edit::edit(command)?,
         SecretsCommand::Updatekeys(command) => update_keys(command, config)?,
         SecretsCommand::Rotate(command) => rotate(command)?,
+        SecretsCommand::RotateKey(command) => rotate_key::rotate_key(command, config)?,
         SecretsCommand::Keygen(command) => keygen(command)?,
         SecretsCommand::Check(command) => return check::check(command, config),
         SecretsCommand::NewSopssecret(command) => sopssecret::new_sops_secret(command, config)?,

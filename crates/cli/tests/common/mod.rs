@@ -1,0 +1,135 @@
+//! Helpers shared by the `capstan secrets` end-to-end tests.
+
+// Each test binary uses its own subset of these.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+/// A temporary repository with one age identity and a `.sops.yaml` encrypting `*.yaml`
+/// (except `plain.yaml`) to it.
+pub(crate) struct Repo {
+    pub(crate) dir: TempDir,
+    pub(crate) key: PathBuf,
+    pub(crate) recipient: String,
+}
+
+impl Repo {
+    pub(crate) fn new() -> Self {
+        let dir = TempDir::new().unwrap();
+        let key = dir.path().join("key.txt");
+        let recipient = keygen(&key);
+        let repo = Self {
+            dir,
+            key,
+            recipient,
+        };
+        repo.write_config(&[&repo.recipient.clone()]);
+        repo
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub(crate) fn write_config(&self, recipients: &[&str]) {
+        let config = format!(
+            "creation_rules:\n  - path_regex: ^secrets/.*\\.yaml$\n    age: {}\n",
+            recipients.join(",")
+        );
+        std::fs::write(self.path(".sops.yaml"), config).unwrap();
+    }
+
+    /// `capstan` run in the repository with its key and no terminal on standard input.
+    pub(crate) fn capstan(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_capstan"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("SOPS_AGE_KEY")
+            .env("SOPS_AGE_KEY_FILE", &self.key)
+            .env("XDG_CONFIG_HOME", self.path("no-config"))
+            .stdin(Stdio::null());
+        command
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        self.capstan(args).output().unwrap()
+    }
+
+    /// A plaintext file under `secrets/`, encrypted in place.
+    pub(crate) fn encrypted(&self, name: &str, plaintext: &str) -> PathBuf {
+        let path = self.path(&format!("secrets/{name}"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, plaintext).unwrap();
+        succeeds(self.run(&["secrets", "encrypt", "-i", path.to_str().unwrap()]));
+        path
+    }
+
+    pub(crate) fn decrypt(&self, path: &Path) -> String {
+        text(&succeeds(self.run(&["secrets", "decrypt", path.to_str().unwrap()])).stdout)
+    }
+
+    /// The plaintext of `path` as the holder of another identity file sees it.
+    pub(crate) fn decrypt_with(&self, path: &Path, identities: &Path) -> String {
+        let output = self
+            .capstan(&["secrets", "decrypt", path.to_str().unwrap()])
+            .env("SOPS_AGE_KEY_FILE", identities)
+            .output()
+            .unwrap();
+        text(&succeeds(output).stdout)
+    }
+}
+
+pub(crate) fn keygen(path: &Path) -> String {
+    let output = succeeds(
+        Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args(["secrets", "keygen", "--output", path.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    text(&output.stderr)
+        .strip_prefix("Public key: ")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// `output`, after checking that capstan exited with `code`; the message shows both streams.
+fn exited(code: i32, output: Output) -> Output {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    output
+}
+
+pub(crate) fn succeeds(output: Output) -> Output {
+    exited(0, output)
+}
+
+/// Exit code 2: capstan's code for every failure.
+pub(crate) fn fails(output: Output) -> Output {
+    exited(2, output)
+}
+
+/// The line of an encrypted YAML file that holds `key`.
+pub(crate) fn line_of(content: &str, key: &str) -> String {
+    content
+        .lines()
+        .find(|line| line.trim_start().starts_with(&format!("{key}:")))
+        .unwrap()
+        .to_owned()
+}
+
+/// A small secret file: one value to find in leaks (`hunter2`), one to keep.
+pub(crate) const PLAINTEXT: &str = "db:\n    password: hunter2\n    user: admin\n";
