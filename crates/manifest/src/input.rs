@@ -150,36 +150,46 @@ impl Walker {
         match fs::metadata(path) {
             Ok(metadata) if metadata.is_dir() && is_kluctl_project(path) => self.kluctl(path),
             Ok(metadata) if metadata.is_dir() => self.folder(path),
-            Ok(_) => self.pending.push(Pending {
-                name: name_of(path),
-                content: Content::File(path.to_owned()),
-                barrier_group: self.barrier_group,
-            }),
+            Ok(_) => self.file(path.to_owned()),
             Err(error) => self.problem(path, ProblemKind::Unreadable, error.to_string()),
         }
     }
 
     fn folder(&mut self, dir: &Path) {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries
-                .map(|entry| entry.map(|entry| entry.path()))
-                .collect(),
-            Err(error) => Err(error),
-        };
-        let mut entries: Vec<PathBuf> = match entries {
+        // The entry's own type costs no extra system call; only symbolic links are followed.
+        let entries = fs::read_dir(dir).and_then(|entries| {
+            entries
+                .map(|entry| {
+                    let entry = entry?;
+                    let kind = entry.file_type()?;
+                    let path = entry.path();
+                    let is_dir = kind.is_dir() || (kind.is_symlink() && path.is_dir());
+                    Ok((path, is_dir))
+                })
+                .collect::<std::io::Result<Vec<_>>>()
+        });
+        let mut entries = match entries {
             Ok(entries) => entries,
             Err(error) => return self.problem(dir, ProblemKind::Unreadable, error.to_string()),
         };
         entries.sort();
-        for path in entries {
-            if path.is_dir() {
+        for (path, is_dir) in entries {
+            if is_dir {
                 if !is_hidden(&path) {
                     self.folder(&path);
                 }
             } else if is_resource_file(&path) {
-                self.path(&path);
+                self.file(path);
             }
         }
+    }
+
+    fn file(&mut self, path: PathBuf) {
+        self.pending.push(Pending {
+            name: name_of(&path),
+            content: Content::File(path),
+            barrier_group: self.barrier_group,
+        });
     }
 
     /// A kluctl project: its deployment items in order, each barrier starting a new group.

@@ -81,11 +81,16 @@ pub fn load(inputs: &[Input], options: &LoadOptions) -> Result<Manifest, Error> 
     if !problems.is_empty() {
         return Err(Error::Invalid(Problems::new(problems)));
     }
-    for object in &mut objects {
-        let id = object.id();
-        let custom = custom_kinds.contains(&(id.group().to_owned(), id.kind().to_owned()));
-        if custom {
-            object.set_phase(Phase::of(id.group(), id.kind(), true));
+    // Only kinds in groups that look built-in (Gateway API's `*.k8s.io`) can change phase.
+    if !custom_kinds.is_empty() {
+        for object in &mut objects {
+            if object.phase() == Phase::CustomResources {
+                continue;
+            }
+            let id = object.id();
+            if custom_kinds.contains(&(id.group().to_owned(), id.kind().to_owned())) {
+                object.set_phase(Phase::CustomResources);
+            }
         }
     }
     Ok(Manifest::new(objects, options.label.clone()))

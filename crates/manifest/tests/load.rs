@@ -209,6 +209,27 @@ fn objects_are_ordered_for_apply_and_ties_keep_source_order() {
 }
 
 #[test]
+fn kinds_defined_by_a_crd_in_the_set_are_custom_resources_even_in_k8s_io_groups() {
+    let body = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: demo}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: demo}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: httproutes.gateway.networking.k8s.io}\nspec: {group: gateway.networking.k8s.io, names: {kind: HTTPRoute}}\n";
+    let manifest = load_text(body).unwrap();
+    let phases: Vec<(&str, Phase)> = manifest
+        .iter()
+        .map(|object| (object.id().name(), object.phase()))
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            (
+                "httproutes.gateway.networking.k8s.io",
+                Phase::CustomResourceDefinitions
+            ),
+            ("d", Phase::Workloads),
+            ("r", Phase::CustomResources),
+        ]
+    );
+}
+
+#[test]
 fn every_object_gets_the_discriminator_label() {
     let label = Label::new("capstan.io/discriminator", "demo-full").unwrap();
     let body = format!(

@@ -54,13 +54,19 @@ fn plaintext_lines(encrypted: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn yaml_round_trips_with_comments_and_every_value_type() {
+/// A fresh key, and options that encrypt every value to it.
+fn key_and_default_options() -> (Identities, EncryptOptions) {
     let (identities, recipients) = key();
     let options = EncryptOptions {
         recipients,
         ..EncryptOptions::default()
     };
+    (identities, options)
+}
+
+#[test]
+fn yaml_round_trips_with_comments_and_every_value_type() {
+    let (identities, options) = key_and_default_options();
     let plaintext = format!(
         "{SAMPLE}types:\n    int: -12\n    float: 1.5e+06\n    bool: false\n    none: null\n    empty: \"\"\n    \
          when: 2024-01-02T03:04:05Z\n    bytes: !!binary /w==\n    quoted: \"123\"\n    multi: |\n        line 1\n        line 2\n"
@@ -267,11 +273,7 @@ fn key_groups_need_the_shamir_threshold_of_groups() {
 
 #[test]
 fn json_dotenv_and_binary_round_trip() {
-    let (identities, recipients) = key();
-    let options = EncryptOptions {
-        recipients,
-        ..EncryptOptions::default()
-    };
+    let (identities, options) = key_and_default_options();
     let json = "{\n\t\"a\": \"x\",\n\t\"n\": 1,\n\t\"f\": 1.5,\n\t\"list\": [\n\t\ttrue,\n\t\tnull\n\t],\n\t\"empty\": {}\n}\n";
     let encrypted = encrypt(Format::Json, json, &options);
     assert!(
