@@ -37,6 +37,24 @@ impl Binaries {
         Self::find(|name| env::var_os(name).map(PathBuf::from))
     }
 
+    /// Finds the binaries in the folder `dir`, as if `KUBEBUILDER_ASSETS` named it; the
+    /// `TEST_ASSET_*` variables do not count.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BinariesNotFound`] when `etcd` or `kube-apiserver` is missing from `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        Self::find(|name| (name == ASSETS_VAR).then(|| dir.to_path_buf())).map_err(|error| {
+            match error {
+                Error::BinariesNotFound { missing, .. } => Error::BinariesNotFound {
+                    missing,
+                    searched: format!("looked in {}", dir.display()),
+                },
+                other => other,
+            }
+        })
+    }
+
     fn find(var: impl Fn(&str) -> Option<PathBuf>) -> Result<Self> {
         let assets = var(ASSETS_VAR);
         let lookup = |override_var: &str, file: &str| -> Option<PathBuf> {
@@ -87,6 +105,15 @@ impl Binaries {
         let text = String::from_utf8_lossy(&output.stdout);
         KubeVersion::parse(&text)
             .ok_or_else(|| spawn_error(format!("unexpected `--version` output {:?}", text.trim())))
+    }
+
+    /// The version `etcd --version` reports, such as `3.4.23`, when it reports one.
+    pub(crate) fn etcd_version(&self) -> Option<String> {
+        let output = Command::new(&self.etcd).arg("--version").output().ok()?;
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix("etcd Version:"))
+            .map(|version| version.trim().to_owned())
     }
 
     /// Whether this etcd accepts `--unsafe-no-fsync` (3.5 and later, and some 3.4 builds).
@@ -209,6 +236,20 @@ mod tests {
         // Tests `unwrap()` this error, which prints `Debug`: it must carry the same advice.
         let debug = format!("{:?}", find_with(&[]).unwrap_err());
         assert_eq!(debug, error);
+    }
+
+    #[test]
+    fn one_folder_provides_the_binaries_and_is_named_when_they_are_missing() {
+        let dir = fake_assets(&["etcd", "kube-apiserver"]);
+        let found = Binaries::from_dir(dir.path()).unwrap();
+        assert_eq!(found.kube_apiserver, dir.path().join("kube-apiserver"));
+
+        let empty = tempfile::tempdir().unwrap();
+        let error = Binaries::from_dir(empty.path()).unwrap_err().to_string();
+        assert!(
+            error.ends_with(&format!("(looked in {})", empty.path().display())),
+            "{error}"
+        );
     }
 
     #[test]

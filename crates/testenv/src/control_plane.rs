@@ -14,21 +14,19 @@ use kube::{
     api::{ObjectMeta, PostParams},
     config::KubeConfigOptions,
 };
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::{
     Binaries, Error, Result,
     kubeconfig::{self, ADMIN_CONTEXT, USER_CONTEXT},
-    launch,
+    launch::{self, APISERVER},
+    owned::{Owned, Placement},
     pki::USER,
-    process::{Process, Reaper},
 };
 
 /// Set to `true` to run tests against the cluster of the current kubeconfig instead of
 /// starting one (the envtest convention).
 const USE_EXISTING_CLUSTER: &str = "USE_EXISTING_CLUSTER";
-/// Folder for the control plane's temporary data; the system temp folder when unset.
-const DIR_VAR: &str = "CAPSTAN_TESTENV_DIR";
 
 /// Who a client acts as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,76 +75,15 @@ impl Default for Options {
 /// documentation for how it also cleans up after a killed test process.
 #[derive(Debug)]
 pub struct ControlPlane {
-    pub(crate) admin: Config,
-    pub(crate) user: Config,
-    pub(crate) kubeconfig: PathBuf,
-    pub(crate) version: String,
-    pub(crate) controllers: bool,
-    /// Held for its `Drop`, which stops the processes and removes the files.
-    pub(crate) _owned: Owned,
-}
-
-/// The processes and files a control plane owns: everything under one private folder, watched
-/// by a reaper. For an existing cluster that is just the kubeconfig it writes.
-#[derive(Debug)]
-pub(crate) struct Owned {
-    // Stopped in reverse order: the controller manager first, etcd last.
-    pub(crate) processes: Vec<Process>,
-    root: PathBuf,
-    // An `Option` only so that `Drop` can remove it before disarming the reaper.
-    dir: Option<tempfile::TempDir>,
-    reaper: Reaper,
-}
-
-impl Owned {
-    /// Makes the private folder, under `base` or else `CAPSTAN_TESTENV_DIR` or the system's
-    /// temporary folder, and arms its reaper before anything else exists.
-    pub(crate) fn new(base: Option<PathBuf>) -> Result<Self> {
-        let base = base
-            .or_else(|| env::var_os(DIR_VAR).map(PathBuf::from))
-            .unwrap_or_else(env::temp_dir);
-        let dir = tempfile::Builder::new()
-            .prefix("capstan-testenv-")
-            .tempdir_in(&base)
-            .map_err(Error::io(&base))?;
-        let reaper = Reaper::spawn(dir.path())?;
-        Ok(Self {
-            processes: Vec::new(),
-            root: dir.path().to_path_buf(),
-            dir: Some(dir),
-            reaper,
-        })
-    }
-
-    /// Starts a component that logs to `<name>.log` in the folder, under the reaper's watch.
-    pub(crate) fn spawn(
-        &mut self,
-        name: &'static str,
-        program: &Path,
-        args: &[String],
-    ) -> Result<()> {
-        let log = self.path().join(format!("{name}.log"));
-        let process = Process::spawn(name, program, args, log, &mut self.reaper)?;
-        self.processes.push(process);
-        Ok(())
-    }
-
-    /// The private folder.
-    pub(crate) fn path(&self) -> &Path {
-        &self.root
-    }
-}
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        for process in self.processes.iter_mut().rev() {
-            process.stop();
-        }
-        if let Some(dir) = self.dir.take() {
-            let _ = dir.close();
-        }
-        self.reaper.disarm();
-    }
+    admin: Config,
+    user: Config,
+    kubeconfig: PathBuf,
+    version: String,
+    controllers: bool,
+    timeout: Duration,
+    /// Its `Drop` stops the processes and removes the files. Behind a lock because a test stops
+    /// and starts the API server through `&self` while other tasks use the control plane.
+    owned: Mutex<Owned>,
 }
 
 static SHARED: OnceCell<Result<ControlPlane, Arc<Error>>> = OnceCell::const_new();
@@ -189,7 +126,18 @@ impl ControlPlane {
     /// [`Error::NotReady`], with the last lines of the components' logs, when the control
     /// plane does not come up.
     pub async fn start(options: Options) -> Result<Self> {
-        launch::start(options).await
+        let placement = Placement::Temporary(options.base_dir);
+        let started = launch::start(options.binaries, placement, options.timeout).await?;
+        let user = kubeconfig::client_config(&started.kubeconfig, USER_CONTEXT).await?;
+        Ok(Self {
+            admin: started.admin,
+            user,
+            kubeconfig: started.kubeconfig,
+            version: started.version,
+            controllers: started.controllers,
+            timeout: options.timeout,
+            owned: Mutex::new(started.owned),
+        })
     }
 
     /// Uses an existing cluster: the context `options` names, or the current one of the
@@ -201,7 +149,7 @@ impl ControlPlane {
     /// [`Error::Kubeconfig`] when the kubeconfig cannot be read; [`Error::Kube`] when the
     /// cluster does not answer.
     pub async fn existing(options: &KubeConfigOptions) -> Result<Self> {
-        let owned = Owned::new(None)?;
+        let owned = Owned::new(&Placement::Temporary(None))?;
         let path = owned.path().join("kubeconfig");
         kubeconfig::write(&path, &kubeconfig::for_existing(options)?)?;
         let admin = kubeconfig::client_config(&path, ADMIN_CONTEXT).await?;
@@ -214,8 +162,45 @@ impl ControlPlane {
             kubeconfig: path,
             version: version.git_version,
             controllers: true,
-            _owned: owned,
+            timeout: Options::default().timeout,
+            owned: Mutex::new(owned),
         })
+    }
+
+    /// Kills the kube-apiserver, as a crash would, for tests of how capstan copes with a
+    /// server that goes away. Requests fail with connection errors until
+    /// [`ControlPlane::start_api_server`]; etcd and the controllers keep running. Does nothing
+    /// when it is stopped already.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotStarted`] for an existing cluster ([`ControlPlane::existing`]), whose
+    /// processes are not capstan's to stop.
+    pub async fn stop_api_server(&self) -> Result<()> {
+        if self.owned.lock().await.stop(APISERVER) {
+            Ok(())
+        } else {
+            Err(Error::NotStarted { action: "stop" })
+        }
+    }
+
+    /// Starts the kube-apiserver stopped by [`ControlPlane::stop_api_server`] again, on the
+    /// same port with the same certificates, tokens and etcd data, and waits until it serves
+    /// as [`ControlPlane::start`] does. Clients made before, and the kubeconfig, keep working.
+    /// Only waits when it runs already.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotStarted`] for an existing cluster; [`Error::Spawn`], [`Error::Exited`] or
+    /// [`Error::NotReady`] when it does not come back, for example because another process
+    /// took its port in the meantime.
+    pub async fn start_api_server(&self) -> Result<()> {
+        let mut owned = self.owned.lock().await;
+        match owned.restart(APISERVER) {
+            Some(restarted) => restarted?,
+            None => return Err(Error::NotStarted { action: "start" }),
+        }
+        launch::wait_for_apiserver(&mut owned, &self.admin, self.timeout).await
     }
 
     /// A new client acting as `user`. Call it inside the Tokio runtime that will use the client:

@@ -76,6 +76,66 @@ pub enum Error {
     #[error("request to the test control plane failed")]
     Kube(#[source] kube::Error),
 
+    /// The user's kubeconfig file could not be read.
+    #[error("cannot read the kubeconfig `{}`", path.display())]
+    KubeconfigFile {
+        /// The kubeconfig file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+
+    /// A component can only be stopped and started on a control plane capstan started.
+    #[error(
+        "cannot {action} the API server of an existing cluster: only a control plane from \
+         `ControlPlane::start` can"
+    )]
+    NotStarted {
+        /// `stop` or `start`.
+        action: &'static str,
+    },
+
+    /// The folder for a local cluster holds files that are not a local cluster's.
+    #[error(
+        "`{}` is not empty and holds no capstan local cluster; choose an empty or new folder",
+        path.display()
+    )]
+    DirNotEmpty {
+        /// The folder.
+        path: PathBuf,
+    },
+
+    /// A local cluster already runs from this folder.
+    #[error("a local cluster is already running from `{}`", dir.display())]
+    AlreadyRunning {
+        /// Its folder.
+        dir: PathBuf,
+    },
+
+    /// The state file of a local cluster could not be read or written.
+    #[error("the local cluster state `{}` is unusable", path.display())]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A component of a local cluster did not end when told to.
+    #[error("{component} (pid {pid}) is still running after SIGKILL")]
+    StillRunning {
+        /// `etcd`, `kube-apiserver` or `kube-controller-manager`.
+        component: String,
+        /// Its process id.
+        pid: u32,
+    },
+
+    /// The home folder is unknown, so the default folders cannot be found.
+    #[error("cannot find the home folder: HOME is not set")]
+    NoHome,
+
     /// The control plane shared by this test binary failed to start; every test that asks for
     /// it gets the same error.
     #[error(transparent)]

@@ -2,28 +2,46 @@
 
 use std::{
     net::TcpListener,
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::{Api, Client};
+use kube::{Api, Client, Config};
+use serde::{Deserialize, Serialize};
 
 use crate::{
-    Binaries, ControlPlane, Error, Options, Result,
+    Binaries, Error, Result,
     binaries::KubeVersion,
-    control_plane::Owned,
-    kubeconfig::{self, ADMIN_CONTEXT, USER_CONTEXT},
-    pki::{self, ADMIN, CONTROLLER_MANAGER, Pki, USER},
+    kubeconfig::{self, ADMIN_CONTEXT, LOCAL_CONTEXT, USER_CONTEXT},
+    owned::{Owned, Placement},
+    pki::{self, ADMIN, Account, CONTROLLER_MANAGER, Pki, USER},
     process::{POLL_INTERVAL, Process},
 };
 
 /// How long one readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Starts a control plane as `options` say; see [`ControlPlane::start`].
-pub(crate) async fn start(options: Options) -> Result<ControlPlane> {
-    let binaries = match options.binaries.clone() {
+/// A control plane that serves, with everything needed to reach it.
+pub(crate) struct Started {
+    pub(crate) owned: Owned,
+    /// The kubeconfig in the control plane's folder; its current context is the administrator.
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) admin: Config,
+    pub(crate) server: String,
+    pub(crate) ports: Ports,
+    pub(crate) version: String,
+    pub(crate) controllers: bool,
+}
+
+/// Starts a control plane from `binaries` (else those of the environment) in `placement`, and
+/// waits up to `timeout` until it serves.
+pub(crate) async fn start(
+    binaries: Option<Binaries>,
+    placement: Placement,
+    timeout: Duration,
+) -> Result<Started> {
+    let binaries = match binaries {
         Some(binaries) => binaries,
         None => Binaries::from_env()?,
     };
@@ -32,7 +50,8 @@ pub(crate) async fn start(options: Options) -> Result<ControlPlane> {
         no_fsync: binaries.etcd_has_no_fsync(),
         binaries,
         version,
-        options,
+        placement,
+        timeout,
     };
     // Free ports are picked before the components bind them, so another process can take
     // one in between; a fresh set of ports cures that.
@@ -42,8 +61,37 @@ pub(crate) async fn start(options: Options) -> Result<ControlPlane> {
         match launch.run().await {
             Err(Failure::PortRace(_)) if attempts_left > 0 => continue,
             Err(Failure::PortRace(error) | Failure::Fatal(error)) => return Err(error),
-            Ok(plane) => return Ok(plane),
+            Ok(started) => return Ok(started),
         }
+    }
+}
+
+/// Waits up to `timeout` until the kube-apiserver of `owned`, started again, serves.
+pub(crate) async fn wait_for_apiserver(
+    owned: &mut Owned,
+    admin: &Config,
+    timeout: Duration,
+) -> Result<()> {
+    let client = Client::try_from(admin.clone()).map_err(Error::Kube)?;
+    let deadline = Instant::now() + timeout;
+    wait_until(owned, deadline, timeout, APISERVER_READY, || {
+        apiserver_ready(client.clone())
+    })
+    .await
+    .map_err(Failure::into_error)
+}
+
+/// The kube-apiserver's name among the components.
+pub(crate) const APISERVER: &str = "kube-apiserver";
+const APISERVER_READY: &str = "kube-apiserver /readyz";
+
+async fn apiserver_ready(client: Client) -> bool {
+    match http::Request::get("/readyz").body(Vec::new()) {
+        Ok(request) => client
+            .request_text(request)
+            .await
+            .is_ok_and(|body| body == "ok"),
+        Err(_) => false,
     }
 }
 
@@ -52,6 +100,14 @@ enum Failure {
     /// Another process took a port first; worth another try.
     PortRace(Error),
     Fatal(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Self::PortRace(error) | Self::Fatal(error) => error,
+        }
+    }
 }
 
 impl From<Error> for Failure {
@@ -65,19 +121,23 @@ struct Launch {
     binaries: Binaries,
     version: KubeVersion,
     no_fsync: bool,
-    options: Options,
+    placement: Placement,
+    timeout: Duration,
 }
 
-struct Ports {
-    etcd_client: u16,
-    etcd_peer: u16,
-    apiserver: u16,
-    controller_manager: u16,
+/// The loopback ports a control plane listens on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Ports {
+    pub(crate) etcd_client: u16,
+    pub(crate) etcd_peer: u16,
+    pub(crate) apiserver: u16,
+    pub(crate) controller_manager: u16,
 }
 
 impl Launch {
-    async fn run(&self) -> Result<ControlPlane, Failure> {
-        let mut owned = Owned::new(self.options.base_dir.clone())?;
+    async fn run(&self) -> Result<Started, Failure> {
+        let mut owned = Owned::new(&self.placement)?;
         let root = owned.path().to_path_buf();
 
         let accounts = [ADMIN, USER, CONTROLLER_MANAGER];
@@ -91,60 +151,54 @@ impl Launch {
         let server = format!("https://127.0.0.1:{}", ports.apiserver);
 
         let kubeconfig = root.join("kubeconfig");
-        let contexts = [(ADMIN_CONTEXT, ADMIN), (USER_CONTEXT, USER)];
+        // A detached cluster is for people and their tools: one context, named as it will be in
+        // their own kubeconfig. A test plane has both users.
+        let (cluster, contexts): (_, &[(&str, &str, Account)]) = match self.placement {
+            Placement::Temporary(_) => (
+                ADMIN_CONTEXT,
+                &[
+                    (ADMIN_CONTEXT, ADMIN.name, ADMIN),
+                    (USER_CONTEXT, USER.name, USER),
+                ],
+            ),
+            Placement::Detached(_) => (LOCAL_CONTEXT, &[(LOCAL_CONTEXT, LOCAL_CONTEXT, ADMIN)]),
+        };
         kubeconfig::write(
             &kubeconfig,
-            &kubeconfig::for_local(&server, &pki, &contexts),
+            &kubeconfig::for_local(&server, &pki, cluster, contexts),
         )?;
-        let admin = kubeconfig::client_config(&kubeconfig, ADMIN_CONTEXT).await?;
-        let user = kubeconfig::client_config(&kubeconfig, USER_CONTEXT).await?;
+        let admin = kubeconfig::client_config(&kubeconfig, contexts[0].0).await?;
 
         let etcd_data = root.join("etcd");
         owned.spawn(
             "etcd",
             &self.binaries.etcd,
-            &self.etcd_args(&ports, &etcd_data),
+            self.etcd_args(&ports, &etcd_data),
         )?;
         owned.spawn(
-            "kube-apiserver",
+            APISERVER,
             &self.binaries.kube_apiserver,
-            &self.apiserver_args(&ports, &pki),
+            self.apiserver_args(&ports, &pki),
         )?;
 
-        let deadline = Instant::now() + self.options.timeout;
+        let deadline = Instant::now() + self.timeout;
         let client = Client::try_from(admin.clone()).map_err(Error::Kube)?;
-        wait_until(
-            &mut owned,
-            deadline,
-            self.options.timeout,
-            "kube-apiserver /readyz",
-            || {
-                let client = client.clone();
-                async move {
-                    let request = http::Request::get("/readyz").body(Vec::new());
-                    match request {
-                        Ok(request) => client
-                            .request_text(request)
-                            .await
-                            .is_ok_and(|body| body == "ok"),
-                        Err(_) => false,
-                    }
-                }
-            },
-        )
+        wait_until(&mut owned, deadline, self.timeout, APISERVER_READY, || {
+            apiserver_ready(client.clone())
+        })
         .await?;
 
         if let Some(controller_manager) = &self.binaries.kube_controller_manager {
             let cm_kubeconfig = root.join("kube-controller-manager.kubeconfig");
-            let contexts = [(ADMIN_CONTEXT, CONTROLLER_MANAGER)];
+            let contexts = [(ADMIN_CONTEXT, CONTROLLER_MANAGER.name, CONTROLLER_MANAGER)];
             kubeconfig::write(
                 &cm_kubeconfig,
-                &kubeconfig::for_local(&server, &pki, &contexts),
+                &kubeconfig::for_local(&server, &pki, ADMIN_CONTEXT, &contexts),
             )?;
             owned.spawn(
                 "kube-controller-manager",
                 controller_manager,
-                &self.controller_manager_args(&ports, &pki, &cm_kubeconfig, &root),
+                self.controller_manager_args(&ports, &pki, &cm_kubeconfig, &root),
             )?;
             // The service-account controller creating `default` shows the controllers are
             // running and can write, and Pods cannot be created before it exists anyway.
@@ -152,7 +206,7 @@ impl Launch {
             wait_until(
                 &mut owned,
                 deadline,
-                self.options.timeout,
+                self.timeout,
                 "kube-controller-manager to create the `default` service account",
                 || {
                     let accounts = accounts.clone();
@@ -167,13 +221,14 @@ impl Launch {
             .await?;
         }
 
-        Ok(ControlPlane {
-            admin,
-            user,
+        Ok(Started {
+            owned,
             kubeconfig,
+            admin,
+            server,
+            ports,
             version: self.version.text.clone(),
             controllers: self.binaries.kube_controller_manager.is_some(),
-            _owned: owned,
         })
     }
 
@@ -308,8 +363,6 @@ fn free_port(dir: &Path) -> Result<u16> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
     fn launch(minor: u32, controller_manager: bool, no_fsync: bool) -> Launch {
@@ -325,7 +378,8 @@ mod tests {
                 text: format!("v1.{minor}.0"),
             },
             no_fsync,
-            options: Options::default(),
+            placement: Placement::Temporary(None),
+            timeout: Duration::from_secs(1),
         }
     }
 

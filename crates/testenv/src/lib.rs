@@ -47,12 +47,26 @@
 //! panics. A control plane in a `static`, like the shared one, is never dropped, and a process
 //! killed with SIGKILL runs no code at all; for both, a small watcher process started first
 //! notices that the test process is gone, kills the components and removes the files.
+//!
+//! # Outages
+//!
+//! [`ControlPlane::stop_api_server`] and [`ControlPlane::start_api_server`] take the API server
+//! away and bring it back on the same port with the same data, for tests of how capstan copes
+//! with a server that disappears in the middle of an operation.
+//!
+//! # A cluster that outlives its process
+//!
+//! [`LocalCluster`] starts the same components detached, in a folder of their choosing, and
+//! finds them again from another process by the state file there: `capstan local up`, `status`
+//! and `down`.
 
 mod binaries;
 mod control_plane;
 mod error;
 mod kubeconfig;
 mod launch;
+mod local;
+mod owned;
 mod pki;
 mod process;
 
@@ -60,4 +74,5 @@ pub use crate::{
     binaries::Binaries,
     control_plane::{ControlPlane, Options, User},
     error::{Error, Result},
+    local::{Component, LocalCluster, LocalOptions, Stopped},
 };

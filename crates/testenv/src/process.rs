@@ -7,6 +7,9 @@
 //! standard input is a pipe from us. The kernel closes that pipe however we die; the reaper then
 //! reads end-of-file, kills the components it was told about and removes the data folder.
 //! After an orderly stop we tell it to stand down instead.
+//!
+//! A detached control plane (`capstan local`) has a reaper only while it starts: an interrupted
+//! start must not leave half a cluster behind, and a started one must outlive us.
 
 use std::{
     fs::File,
@@ -25,6 +28,7 @@ pids=
 while read -r line; do
   case $line in
     disarm) exit 0 ;;
+    -*) keep=; for pid in $pids; do [ "$pid" = "${line#-}" ] || keep="$keep $pid"; done; pids=$keep ;;
     *) pids="$pids $line" ;;
   esac
 done
@@ -72,6 +76,15 @@ impl Reaper {
         }
     }
 
+    /// Makes the reaper forget `pid`, which was stopped and collected: the number may soon
+    /// belong to an unrelated process.
+    fn unwatch(&mut self, pid: u32) {
+        if let Some(orders) = &mut self.orders {
+            // If the reaper is gone it cannot kill anything by mistake either.
+            let _ = writeln!(orders, "-{pid}");
+        }
+    }
+
     /// Tells the reaper that everything was stopped and removed in an orderly way.
     pub(crate) fn disarm(&mut self) {
         if let Some(mut orders) = self.orders.take() {
@@ -94,6 +107,8 @@ impl Drop for Reaper {
 #[derive(Debug)]
 pub(crate) struct Process {
     pub(crate) name: &'static str,
+    pub(crate) program: PathBuf,
+    args: Vec<String>,
     child: Child,
     log: PathBuf,
 }
@@ -103,14 +118,19 @@ impl Process {
     pub(crate) fn spawn(
         name: &'static str,
         program: &Path,
-        args: &[String],
+        args: Vec<String>,
         log: PathBuf,
         reaper: &mut Reaper,
     ) -> Result<Self> {
-        let stdout = File::create(&log).map_err(Error::io(&log))?;
+        // Appending keeps the log of the previous run when a component is started again.
+        let stdout = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(Error::io(&log))?;
         let stderr = stdout.try_clone().map_err(Error::io(&log))?;
         let child = Command::new(program)
-            .args(args)
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -120,8 +140,14 @@ impl Process {
                 path: program.to_path_buf(),
                 reason: error.to_string(),
             })?;
-        let mut process = Self { name, child, log };
-        if let Err(error) = reaper.watch(process.child.id()) {
+        let mut process = Self {
+            name,
+            program: program.to_path_buf(),
+            args,
+            child,
+            log,
+        };
+        if let Err(error) = reaper.watch(process.pid()) {
             process.stop();
             return Err(Error::Spawn {
                 path: program.to_path_buf(),
@@ -129,6 +155,27 @@ impl Process {
             });
         }
         Ok(process)
+    }
+
+    /// Starts the same program again with the same arguments and log, in place of this one,
+    /// unless this one still runs.
+    pub(crate) fn respawn(&mut self, reaper: &mut Reaper) -> Result<()> {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            return Ok(());
+        }
+        *self = Self::spawn(
+            self.name,
+            &self.program,
+            self.args.clone(),
+            self.log.clone(),
+            reaper,
+        )?;
+        Ok(())
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Fails with the log tail when the process has exited.
@@ -173,6 +220,12 @@ impl Process {
         // folder is removed right after.
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills the process, waits until it is gone, and takes it off `reaper`'s list.
+    pub(crate) fn stop_watched(&mut self, reaper: &mut Reaper) {
+        self.stop();
+        reaper.unwatch(self.pid());
     }
 
     /// Whether the process exited with an "address already in use" complaint, which a retry

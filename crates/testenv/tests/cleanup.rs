@@ -1,6 +1,6 @@
 //! A control plane never outlives the test process that started it: not when a test panics, not
 //! when the process exits with the shared control plane still in its `static`, and not when the
-//! process is killed with SIGKILL.
+//! process is killed with SIGKILL, also after its API server was stopped and started again.
 //!
 //! Each test runs this same test binary again as a child, filtered to the ignored `victim` test,
 //! which starts a control plane, reports its data folder, and then dies in the way under test.
@@ -29,13 +29,17 @@ async fn victim() {
     } else {
         ControlPlane::shared().await.unwrap()
     };
+    if mode == "restart-then-sigkill" {
+        plane.stop_api_server().await.unwrap();
+        plane.start_api_server().await.unwrap();
+    }
     // Tell the parent where the control plane lives, and wait until it has seen it run.
     let dir = plane.kubeconfig().parent().unwrap();
     println!("{DIR_PREFIX}{}", dir.display());
     std::io::stdin().read_line(&mut String::new()).unwrap();
     match mode.as_str() {
         "panic" => panic!("the victim panics on purpose"),
-        "sigkill" => std::future::pending().await, // until the parent kills it
+        "sigkill" | "restart-then-sigkill" => std::future::pending().await, // until killed
         "exit" => {}
         other => panic!("unknown victim mode {other}"),
     }
@@ -54,6 +58,14 @@ fn panicking_test_stops_its_control_plane_and_removes_its_files() {
 fn sigkilled_test_process_leaves_nothing_behind() {
     let (mut victim, dir) = start_victim("sigkill");
     victim.kill().unwrap(); // SIGKILL: the victim runs no code of its own after this
+    victim.wait().unwrap();
+    assert_clean(&dir, Duration::from_secs(10));
+}
+
+#[test]
+fn sigkilled_test_process_leaves_no_restarted_api_server_behind() {
+    let (mut victim, dir) = start_victim("restart-then-sigkill");
+    victim.kill().unwrap();
     victim.wait().unwrap();
     assert_clean(&dir, Duration::from_secs(10));
 }
