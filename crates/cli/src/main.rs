@@ -8,8 +8,14 @@ use std::io::Write as _;
 
 use clap::{Parser, Subcommand};
 
+mod cluster;
+mod deploy;
+mod inspect;
+mod local;
+mod progress;
 mod render;
 mod secrets;
+mod show;
 mod stage;
 
 /// Day-2 GitOps operations on Kubernetes: deploy stages with discriminator-based pruning,
@@ -19,8 +25,8 @@ mod stage;
     name = "capstan",
     version,
     about,
-    after_help = "Exit codes: 0 success; 1 differences found (diff only); 2 failure of any kind, \
-                  invalid manifests included."
+    after_help = "Exit codes: 0 success; 1 `diff` found differences or `status` found objects \
+                  that are not ready; 2 failure of any kind, invalid manifests included."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,12 +38,27 @@ enum Command {
     Render(render::RenderArgs),
     Validate(render::ValidateArgs),
     Secrets(secrets::SecretsArgs),
+    Local(local::LocalArgs),
+    /// Apply a stage with server-side apply: plan, confirm, apply in waves, prune, wait
+    Deploy(deploy::DeployArgs),
+    /// Show what a deploy would change; exits 1 when something would
+    Diff(deploy::DiffArgs),
+    /// Delete objects carrying the stage's discriminator that the stage no longer holds
+    Prune(deploy::PruneArgs),
+    /// Delete everything carrying the stage's discriminator
+    Delete(inspect::DeleteArgs),
+    /// List live objects carrying the stage's discriminator
+    List(inspect::InspectArgs),
+    /// Show the health of every object of the stage; exits 1 when any is not ready
+    Status(inspect::InspectArgs),
 }
 
 /// How capstan ends; the numbers are part of its interface for scripts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ExitCode {
     Success = 0,
+    /// `diff`: something would change; `status`: something is not ready.
+    Differences = 1,
     Failure = 2,
 }
 
@@ -71,6 +92,13 @@ fn main() -> std::process::ExitCode {
         Command::Render(args) => render::render(args),
         Command::Validate(args) => render::validate(args),
         Command::Secrets(args) => secrets::run(args),
+        Command::Local(args) => local::run(args),
+        Command::Deploy(args) => deploy::deploy(args),
+        Command::Diff(args) => deploy::diff(args),
+        Command::Prune(args) => deploy::prune(args),
+        Command::Delete(args) => inspect::delete(args),
+        Command::List(args) => inspect::list(args),
+        Command::Status(args) => inspect::status(args),
     };
     let code = result.unwrap_or_else(|failure| {
         // `capstan render | head` closing the pipe early is the reader's choice, not a failure.

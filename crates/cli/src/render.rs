@@ -45,6 +45,15 @@ pub(crate) struct ValidateArgs {
     #[command(flatten)]
     stage: StageArgs,
 
+    /// Also have a real API server check every object with a server-side dry run (schemas,
+    /// admission), through the current kubeconfig context or --context; `capstan local up`
+    /// provides one. Writes nothing.
+    #[arg(long)]
+    server: bool,
+
+    #[command(flatten)]
+    cluster: crate::cluster::ClusterArgs,
+
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     output: ValidateOutput,
@@ -73,6 +82,19 @@ struct Report<'a> {
     waves: usize,
     discriminator: Option<String>,
     problems: Vec<ProblemReport<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<ServerReport>,
+}
+
+/// What the API server said of the objects.
+#[derive(Serialize)]
+struct ServerReport {
+    context: String,
+    /// Objects the server accepted in a dry run.
+    accepted: usize,
+    /// Objects of kinds whose CRD the stage itself installs: no schema to check them against.
+    unchecked: Vec<String>,
+    problems: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -113,6 +135,7 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
                     waves: 0,
                     discriminator: None,
                     problems,
+                    server: None,
                 };
                 print_json(&report)?;
                 return Ok(ExitCode::Failure);
@@ -122,20 +145,85 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
         other => other?,
     };
     let manifest = &loaded.manifest;
+    let server = match args.server {
+        true => Some(check_on_server(&args.cluster, manifest)?),
+        false => None,
+    };
+    let valid = server.as_ref().is_none_or(|s| s.problems.is_empty());
     if json {
         let discriminator = manifest.label().map(|label| label.selector());
         let report = Report {
-            valid: true,
+            valid,
             objects: manifest.len(),
             waves: manifest.waves().count(),
             discriminator,
             problems: Vec::new(),
+            server,
         };
         print_json(&report)?;
     } else {
         print_summary(&loaded.what, manifest)?;
+        if let Some(server) = &server {
+            print_server(server)?;
+        }
     }
-    Ok(ExitCode::Success)
+    Ok(if valid {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
+}
+
+/// A plan with every object dry-run, new ones included.
+fn check_on_server(
+    cluster: &crate::cluster::ClusterArgs,
+    manifest: &Manifest,
+) -> anyhow::Result<ServerReport> {
+    let mut options = capstan_apply::Options::default();
+    options.verify_new = true;
+    crate::cluster::block_on(async {
+        let cluster = cluster.connect(None).await?;
+        let deployer = capstan_apply::Deployer::new(cluster.client, options);
+        let plan = deployer.plan(manifest, false, &|_| {}).await?;
+        let objects = plan.objects();
+        Ok(ServerReport {
+            context: cluster.context,
+            // Unchanged objects were accepted when they were applied.
+            accepted: objects
+                .iter()
+                .filter(|o| o.error().is_none())
+                .filter(|o| o.is_verified() || o.action() == capstan_apply::Action::Unchanged)
+                .count(),
+            unchecked: objects
+                .iter()
+                .filter(|o| {
+                    !o.is_verified()
+                        && o.error().is_none()
+                        && o.action() != capstan_apply::Action::Unchanged
+                })
+                .map(|o| o.id().to_string())
+                .collect(),
+            problems: plan.errors().map(ToString::to_string).collect(),
+        })
+    })
+}
+
+fn print_server(server: &ServerReport) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for problem in &server.problems {
+        writeln!(stdout, "{problem}")?;
+    }
+    for id in &server.unchecked {
+        writeln!(stdout, "not checked (its CRD comes with the stage): {id}")?;
+    }
+    writeln!(
+        stdout,
+        "server check on context {:?}: {} accepted, {} not checkable, {} problems",
+        server.context,
+        server.accepted,
+        server.unchecked.len(),
+        server.problems.len()
+    )
 }
 
 fn print_json(report: &Report<'_>) -> std::io::Result<()> {

@@ -36,6 +36,12 @@ pub(crate) struct Loaded {
     pub(crate) manifest: Manifest,
     /// `stage full` or `the given files`.
     pub(crate) what: String,
+    /// The kubeconfig context the stage is meant for, if it names one.
+    pub(crate) context: Option<String>,
+    /// Whether the stage prunes on deploy by default.
+    pub(crate) prune: bool,
+    /// The project folder, for the commit a deploy records.
+    pub(crate) root: Option<PathBuf>,
 }
 
 impl StageArgs {
@@ -69,6 +75,9 @@ impl StageArgs {
         Ok(Loaded {
             manifest,
             what: format!("stage {}", stage.name()),
+            context: stage.context().map(str::to_owned),
+            prune: stage.prune(),
+            root: project.file().parent().map(PathBuf::from),
         })
     }
 
@@ -97,6 +106,9 @@ impl StageArgs {
         Ok(Loaded {
             manifest: load(&inputs, &options)?,
             what: "the given files".to_owned(),
+            context: None,
+            prune: false,
+            root: None,
         })
     }
 }

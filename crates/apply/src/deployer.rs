@@ -1,0 +1,259 @@
+//! The entry point: a [`Deployer`] plans, applies, prunes, deletes and reports.
+
+use capstan_manifest::{Label, Manifest, ObjectId};
+use kube::Client;
+
+use crate::api::Api;
+use crate::apply::Outcome;
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::health::ObjectStatus;
+use crate::options::{Options, Progress};
+use crate::plan::{Action, Plan};
+use crate::prune::{Deletion, Owned};
+
+/// Deploys manifests to one cluster and answers what a discriminator owns there.
+///
+/// Every method reports through a [`Progress`] callback and returns typed results; none
+/// prints, and confirmation is the caller's (see [`Deployer::deploy`]).
+pub struct Deployer {
+    pub(crate) api: Api,
+    pub(crate) options: Options,
+}
+
+/// What [`Deployer::deploy`] should do besides applying.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct DeployRequest {
+    /// Delete orphans (live objects with the discriminator that the manifests dropped).
+    pub prune: bool,
+    /// Plan only; write and delete nothing.
+    pub dry_run: bool,
+    /// Wait for the written objects to be ready.
+    pub wait: bool,
+}
+
+impl DeployRequest {
+    /// A request with the given prune, dry-run and wait choices.
+    pub fn new(prune: bool, dry_run: bool, wait: bool) -> Self {
+        Self {
+            prune,
+            dry_run,
+            wait,
+        }
+    }
+}
+
+/// What a deploy did.
+#[derive(Debug)]
+pub struct Deployment<'m> {
+    /// The plan it followed.
+    pub plan: Plan<'m>,
+    /// One entry per object when it applied; empty for a dry run, and when the plan has
+    /// errors (then nothing is written).
+    pub outcomes: Vec<Outcome>,
+    /// The prune: `None` when not requested or a dry run, `Some(Err)` when it was refused
+    /// because an apply failed.
+    pub prune: Option<Result<Vec<Deletion>>>,
+    /// Health of the written objects, when waiting was requested.
+    pub health: Vec<ObjectStatus>,
+    /// API requests made in all.
+    pub requests: usize,
+}
+
+impl Deployment<'_> {
+    /// Whether every object could be planned and applied, every prune deletion succeeded and
+    /// every awaited object became ready.
+    pub fn succeeded(&self) -> bool {
+        self.plan.errors().next().is_none()
+            && self.outcomes.iter().all(|o| o.result.is_ok())
+            && match &self.prune {
+                None => true,
+                Some(Ok(deletions)) => deletions.iter().all(|d| d.result.is_ok()),
+                Some(Err(_)) => false,
+            }
+            && self
+                .health
+                .iter()
+                .all(|s| s.health == crate::health::Health::Ready)
+    }
+}
+
+impl Deployer {
+    /// A deployer talking to the cluster of `client`.
+    pub fn new(client: Client, options: Options) -> Self {
+        Self {
+            api: Api::new(client),
+            options,
+        }
+    }
+
+    /// API requests this deployer has made so far, retries included.
+    pub fn requests(&self) -> usize {
+        self.api.requests()
+    }
+
+    /// Plans the manifests: for each object, create, update (with a diff) or unchanged, and,
+    /// with `prune`, the orphans. Writes nothing.
+    ///
+    /// Unchanged objects are proven from metadata where possible (see the crate docs); the
+    /// rest are read and dry-run with server-side apply.
+    ///
+    /// # Errors
+    ///
+    /// Discovery or a list failing. Problems with single objects (unknown kinds, conflicts,
+    /// rejected dry runs) are not errors here: they are in [`Plan::errors`].
+    pub async fn plan<'m>(
+        &self,
+        manifest: &'m Manifest,
+        prune: bool,
+        progress: Progress<'_>,
+    ) -> Result<Plan<'m>> {
+        self.make_plan(manifest, prune, progress).await
+    }
+
+    /// Applies a plan's creates and updates, wave by wave; returns one outcome per object.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unplannable`] when the plan has object errors: then nothing is written.
+    pub async fn apply(&self, plan: &mut Plan<'_>, progress: Progress<'_>) -> Result<Vec<Outcome>> {
+        let count = plan.errors().count();
+        if count > 0 {
+            return Err(Error::Unplannable { count });
+        }
+        self.api.reset();
+        Ok(self.write(plan, progress).await)
+    }
+
+    /// Deletes a plan's orphans (those the guards allow), after a successful apply.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ApplyFailed`] when any outcome failed, [`Error::EmptyManifest`] for an empty
+    /// manifest set without [`Options::allow_empty`], [`Error::NoDiscriminator`] when the plan
+    /// was made without prune or a label. Nothing is deleted then.
+    pub async fn prune(
+        &self,
+        plan: &Plan<'_>,
+        outcomes: &[Outcome],
+        progress: Progress<'_>,
+    ) -> Result<Vec<Deletion>> {
+        let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+        if failed > 0 {
+            return Err(Error::ApplyFailed { failed });
+        }
+        let orphans = plan
+            .orphans
+            .as_deref()
+            .ok_or(Error::NoDiscriminator { operation: "prune" })?;
+        if plan.empty && !self.options.allow_empty {
+            return Err(Error::EmptyManifest {
+                selector: plan.selector.clone().unwrap_or_default(),
+            });
+        }
+        Ok(self.delete_owned(orphans, progress).await)
+    }
+
+    /// The whole deploy: plan, ask `confirm` when anything would change, apply, prune and wait,
+    /// as `request` says.
+    ///
+    /// # Errors
+    ///
+    /// Refusals that change nothing: no discriminator or an empty manifest set with prune
+    /// ([`Error::NoDiscriminator`], [`Error::EmptyManifest`]), `confirm` declining
+    /// ([`Error::NotConfirmed`]); and discovery or list failures. Objects that cannot be
+    /// applied are in [`Plan::errors`] (and then nothing is written); failures of single
+    /// writes are in [`Deployment::outcomes`].
+    pub async fn deploy<'m>(
+        &self,
+        manifest: &'m Manifest,
+        request: DeployRequest,
+        progress: Progress<'_>,
+        confirm: &mut dyn FnMut(&Plan<'m>) -> bool,
+    ) -> Result<Deployment<'m>> {
+        let start = self.api.requests();
+        if request.prune {
+            let label = manifest
+                .label()
+                .ok_or(Error::NoDiscriminator { operation: "prune" })?;
+            if manifest.is_empty() && !self.options.allow_empty {
+                return Err(Error::EmptyManifest {
+                    selector: label.selector(),
+                });
+            }
+        }
+        let mut plan = self.plan(manifest, request.prune, progress).await?;
+        if request.dry_run || plan.errors().next().is_some() {
+            return Ok(Deployment {
+                plan,
+                outcomes: Vec::new(),
+                prune: None,
+                health: Vec::new(),
+                requests: self.api.requests() - start,
+            });
+        }
+        if plan.has_changes() && !confirm(&plan) {
+            return Err(Error::NotConfirmed);
+        }
+        let outcomes = self.write(&mut plan, progress).await;
+        let prune = match request.prune {
+            true => Some(self.prune(&plan, &outcomes, progress).await),
+            false => None,
+        };
+        let health = match (request.wait, manifest.label()) {
+            (true, Some(label)) if outcomes.iter().all(|o| o.result.is_ok()) => {
+                let written: Vec<ObjectId> = outcomes
+                    .iter()
+                    .filter(|o| o.action != Action::Unchanged)
+                    .map(|o| o.id.clone())
+                    .collect();
+                self.wait_ready(&plan.catalog, manifest, label, &written, progress)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(Deployment {
+            plan,
+            outcomes,
+            prune,
+            health,
+            requests: self.api.requests() - start,
+        })
+    }
+
+    /// Every live object carrying `label`, across all resource types, with what would keep
+    /// each from being deleted.
+    ///
+    /// # Errors
+    ///
+    /// Discovery or a list failing.
+    pub async fn owned(&self, label: &Label, progress: Progress<'_>) -> Result<Vec<Owned>> {
+        self.api.reset();
+        let catalog = Catalog::discover(&self.api).await?;
+        self.scan(&catalog, label, progress).await
+    }
+
+    /// Deletes the given objects (those without a [`Keep`](crate::Keep) reason) in reverse
+    /// apply order, each only if its UID is unchanged. Asking first is the caller's job.
+    pub async fn delete(&self, owned: &[Owned], progress: Progress<'_>) -> Vec<Deletion> {
+        self.api.reset();
+        self.delete_owned(owned, progress).await
+    }
+
+    /// The health of every object of the manifests on the server.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoDiscriminator`] for manifests loaded without a label; discovery or a list
+    /// failing.
+    pub async fn status(&self, manifest: &Manifest) -> Result<Vec<ObjectStatus>> {
+        let label = manifest.label().ok_or(Error::NoDiscriminator {
+            operation: "status",
+        })?;
+        self.api.reset();
+        let catalog =
+            Catalog::discover_only(&self.api, &crate::plan::group_versions(manifest)).await?;
+        self.health(&catalog, manifest, label, None).await
+    }
+}

@@ -1,0 +1,165 @@
+//! The one error type of capstan-apply.
+
+use capstan_manifest::ObjectId;
+
+/// Why a deploy, prune, delete or query failed, as a whole or for one object.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server's API could not be discovered.
+    #[error("cannot discover the server's API: {0}")]
+    Discovery(#[source] kube::Error),
+
+    /// Listing a resource type failed.
+    #[error("cannot list {resource}: {source}")]
+    List {
+        /// `group/version resource`, for the message.
+        resource: String,
+        /// What the server or the connection said.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// The server does not serve the object's kind, and the manifests hold no
+    /// CustomResourceDefinition for it.
+    #[error("{id}: the server does not serve {api_version} {kind}; install its CRD first")]
+    UnknownKind {
+        /// The object.
+        id: ObjectId,
+        /// Its `apiVersion`.
+        api_version: String,
+        /// Its kind.
+        kind: String,
+    },
+
+    /// The object's namespace neither exists nor is part of the manifests.
+    #[error("{id}: namespace {namespace:?} does not exist and the manifests do not create it")]
+    MissingNamespace {
+        /// The object.
+        id: ObjectId,
+        /// The namespace.
+        namespace: String,
+    },
+
+    /// Another field manager owns fields the object sets to other values.
+    #[error(
+        "{id}: {message} (use --force-conflicts to take the fields over, or remove them from \
+         the manifest)"
+    )]
+    Conflict {
+        /// The object.
+        id: ObjectId,
+        /// The server's message, which names the managers and the fields.
+        message: String,
+    },
+
+    /// The server rejected a request for the object.
+    #[error("{id}: {operation} rejected: {message}")]
+    Rejected {
+        /// The object.
+        id: ObjectId,
+        /// `apply`, `dry-run apply`, `read` or `delete`.
+        operation: &'static str,
+        /// The HTTP status code.
+        code: u16,
+        /// The server's message.
+        message: String,
+    },
+
+    /// A request for the object failed without an answer from the server, after retries.
+    #[error("{id}: {operation} failed: {source}")]
+    Request {
+        /// The object.
+        id: ObjectId,
+        /// `apply`, `dry-run apply`, `read` or `delete`.
+        operation: &'static str,
+        /// What the connection said.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// Preparing the object's body failed (for example, decrypting its SOPS values).
+    #[error("{id}: {message}")]
+    Prepare {
+        /// The object.
+        id: ObjectId,
+        /// What went wrong; never holds a secret value.
+        message: String,
+    },
+
+    /// A CustomResourceDefinition did not become Established in time.
+    #[error("{id}: not Established after {seconds} s{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    NotEstablished {
+        /// The CRD.
+        id: ObjectId,
+        /// How long capstan waited.
+        seconds: u64,
+        /// The server's last condition message, if any.
+        reason: Option<String>,
+    },
+
+    /// The object was not applied because an earlier wave failed.
+    #[error("{id}: not applied because an earlier wave failed")]
+    Skipped {
+        /// The object.
+        id: ObjectId,
+    },
+
+    /// Prune and delete need a discriminator label.
+    #[error(
+        "refusing to {operation} without a discriminator label: it is what marks capstan's objects"
+    )]
+    NoDiscriminator {
+        /// `prune` or `delete`.
+        operation: &'static str,
+    },
+
+    /// Prune would delete everything the discriminator owns.
+    #[error(
+        "refusing to prune with an empty manifest set: every object labelled {selector} would \
+         be deleted (a failed render often looks like this); pass --allow-empty if that is what \
+         you want"
+    )]
+    EmptyManifest {
+        /// The label selector.
+        selector: String,
+    },
+
+    /// Prune never runs after a failed apply.
+    #[error("not pruning: {failed} object(s) failed to apply in this run")]
+    ApplyFailed {
+        /// How many.
+        failed: usize,
+    },
+
+    /// The plan has objects that cannot be applied, so nothing was written.
+    #[error("{count} object(s) cannot be applied; nothing was changed")]
+    Unplannable {
+        /// How many.
+        count: usize,
+    },
+
+    /// The confirmation callback declined.
+    #[error("not confirmed; nothing was changed")]
+    NotConfirmed,
+}
+
+impl Error {
+    /// The object the error is about, if it is about one.
+    pub fn object(&self) -> Option<&ObjectId> {
+        match self {
+            Self::UnknownKind { id, .. }
+            | Self::MissingNamespace { id, .. }
+            | Self::Conflict { id, .. }
+            | Self::Rejected { id, .. }
+            | Self::Request { id, .. }
+            | Self::Prepare { id, .. }
+            | Self::NotEstablished { id, .. }
+            | Self::Skipped { id } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// The result type of capstan-apply.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

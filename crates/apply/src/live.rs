@@ -1,0 +1,165 @@
+//! What the server holds of the planned objects, found with as few requests as possible:
+//! metadata-only lists instead of a read per object.
+
+use std::collections::{HashMap, HashSet};
+
+use capstan_manifest::{Manifest, Object, ObjectId};
+use futures::{StreamExt as _, stream};
+
+use crate::api::MetaItem;
+use crate::catalog::{Catalog, Resource};
+use crate::deployer::Deployer;
+use crate::error::{Error, Result};
+use crate::plan::{Check, Planned, type_key};
+
+/// Objects of one type in one namespace at or above this many are checked for existence with
+/// one list instead of a read each.
+const LIST_THRESHOLD: usize = 8;
+
+impl Deployer {
+    /// Objects in a namespace that does not exist: planned after the run creates it, or an
+    /// error when the manifests do not create it.
+    pub(crate) async fn check_namespaces(
+        &self,
+        manifest: &Manifest,
+        catalog: &Catalog,
+        items: &mut [Planned<'_>],
+    ) -> Result<()> {
+        let namespaces = match catalog.resolve("", "v1", "Namespace") {
+            Some(namespaces) if items.iter().any(|i| i.namespace.is_some()) => namespaces,
+            _ => return Ok(()),
+        };
+        let existing: HashSet<String> = self
+            .api
+            .list_metadata(&namespaces.api, None, None)
+            .await
+            .map_err(|source| Error::List {
+                resource: namespaces.describe(),
+                source,
+            })?
+            .into_iter()
+            .filter_map(|item| item.metadata.name)
+            .collect();
+        let created: HashSet<&str> = manifest
+            .iter()
+            .map(Object::id)
+            .filter(|id| id.group().is_empty() && id.kind() == "Namespace")
+            .map(ObjectId::name)
+            .collect();
+        for item in items.iter_mut() {
+            let Some(namespace) = item.namespace.as_deref() else {
+                continue;
+            };
+            if existing.contains(namespace) {
+                continue;
+            }
+            if created.contains(namespace) {
+                // Known to be new: it cannot exist before its namespace does.
+                item.pend();
+            } else {
+                item.error = Some(Error::MissingNamespace {
+                    id: item.id().clone(),
+                    namespace: namespace.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Live objects carrying the discriminator, of every type the manifests use: one
+    /// metadata-only list per type.
+    pub(crate) async fn labelled(
+        &self,
+        manifest: &Manifest,
+        items: &[Planned<'_>],
+    ) -> Result<HashMap<(String, Option<String>, String), MetaItem>> {
+        let Some(label) = manifest.label() else {
+            return Ok(HashMap::new());
+        };
+        let selector = label.selector();
+        let mut types: Vec<&Resource> = items.iter().filter_map(|i| i.resource.as_ref()).collect();
+        types.sort_by(|a, b| (&a.api.group, &a.api.plural).cmp(&(&b.api.group, &b.api.plural)));
+        types.dedup_by(|a, b| (&a.api.group, &a.api.plural) == (&b.api.group, &b.api.plural));
+        let lists: Vec<Result<(String, Vec<MetaItem>)>> = stream::iter(types)
+            .map(|resource| {
+                let selector = &selector;
+                async move {
+                    let items = self
+                        .api
+                        .list_metadata(&resource.api, None, Some(selector))
+                        .await
+                        .map_err(|source| Error::List {
+                            resource: resource.describe(),
+                            source,
+                        })?;
+                    Ok((type_key(resource), items))
+                }
+            })
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        let mut live = HashMap::new();
+        for list in lists {
+            let (resource, items) = list?;
+            for item in items {
+                let name = item.metadata.name.clone().unwrap_or_default();
+                let namespace = item.metadata.namespace.clone();
+                live.insert((resource.clone(), namespace, name), item);
+            }
+        }
+        Ok(live)
+    }
+
+    /// Which unsettled objects are known not to exist, from one metadata list per type and
+    /// namespace where many objects share them.
+    pub(crate) async fn absent(
+        &self,
+        items: &[Planned<'_>],
+        unsettled: &[(usize, Check)],
+    ) -> Result<HashSet<usize>> {
+        let mut groups: HashMap<(String, Option<&str>), Vec<usize>> = HashMap::new();
+        for &(index, check) in unsettled {
+            if check == Check::Unknown {
+                let item = &items[index];
+                if let Some(resource) = &item.resource {
+                    groups
+                        .entry((type_key(resource), item.namespace.as_deref()))
+                        .or_default()
+                        .push(index);
+                }
+            }
+        }
+        let groups: Vec<_> = groups
+            .into_values()
+            .filter(|indices| indices.len() >= LIST_THRESHOLD)
+            .collect();
+        let lists: Vec<Result<HashSet<usize>>> = stream::iter(groups)
+            .map(|indices| async move {
+                let first = &items[indices[0]];
+                let resource = first.resource.as_ref().expect("grouped by resource");
+                let names: HashSet<String> = self
+                    .api
+                    .list_metadata(&resource.api, first.namespace.as_deref(), None)
+                    .await
+                    .map_err(|source| Error::List {
+                        resource: resource.describe(),
+                        source,
+                    })?
+                    .into_iter()
+                    .filter_map(|item| item.metadata.name)
+                    .collect();
+                Ok(indices
+                    .into_iter()
+                    .filter(|&i| !names.contains(items[i].id().name()))
+                    .collect())
+            })
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        let mut absent = HashSet::new();
+        for list in lists {
+            absent.extend(list?);
+        }
+        Ok(absent)
+    }
+}

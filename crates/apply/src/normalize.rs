@@ -1,0 +1,179 @@
+//! What the comparison of a live object with its planned state ignores, and what a diff never
+//! shows.
+
+use serde_json::{Map, Value};
+
+/// The annotation holding the hash of the manifest an object was last applied from.
+pub const HASH_ANNOTATION: &str = "capstan.io/content-hash";
+
+/// Annotations with this prefix record the run that wrote an object (commit, time); they change
+/// on every write and say nothing about the object's desired state.
+pub const STAMP_PREFIX: &str = "capstan.io/deployed-";
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Server-maintained fields and bookkeeping annotations, removed before comparing.
+pub(crate) fn normalize(object: &mut Value) {
+    let Some(object) = object.as_object_mut() else {
+        return;
+    };
+    object.remove("status");
+    let Some(Value::Object(metadata)) = object.get_mut("metadata") else {
+        return;
+    };
+    for field in [
+        "managedFields",
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "selfLink",
+    ] {
+        metadata.remove(field);
+    }
+    if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
+        annotations.retain(|key, _| key != LAST_APPLIED && !key.starts_with(STAMP_PREFIX));
+        if annotations.is_empty() {
+            metadata.remove("annotations");
+        }
+    }
+}
+
+/// Removes capstan's content hash, which changes whenever anything else does and would only add
+/// noise to a diff.
+pub(crate) fn hide_hash(object: &mut Value) {
+    if let Some(Value::Object(annotations)) = object.pointer_mut("/metadata/annotations") {
+        annotations.remove(HASH_ANNOTATION);
+        if annotations.is_empty()
+            && let Some(Value::Object(metadata)) = object.pointer_mut("/metadata")
+        {
+            metadata.remove("annotations");
+        }
+    }
+}
+
+/// A path to a value inside an object, one key or array index per step.
+pub type ValuePath = Vec<String>;
+
+const MASK: &str = "***";
+
+/// Replaces secret values in both states by markers that still tell which values were added,
+/// removed or changed: Secret `data` and `stringData`, and every path in `paths` (values that
+/// were SOPS-encrypted in the manifest).
+pub(crate) fn mask(before: Option<&mut Value>, after: &mut Value, paths: &[ValuePath]) {
+    let mut all: Vec<ValuePath> = paths.to_vec();
+    let is_secret = after.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        && after.get("kind").and_then(Value::as_str) == Some("Secret");
+    if is_secret {
+        for field in ["data", "stringData"] {
+            for state in [Some(&*after), before.as_deref()].into_iter().flatten() {
+                if let Some(Value::Object(values)) = state.get(field) {
+                    all.extend(values.keys().map(|key| vec![field.to_owned(), key.clone()]));
+                }
+            }
+        }
+    }
+    let mut before = before;
+    for path in &all {
+        let old = before.as_deref_mut().and_then(|b| lookup(b, path));
+        let new = lookup(after, path);
+        let changed = match (&old, &new) {
+            (Some(old), Some(new)) => old != new,
+            _ => false,
+        };
+        let (old_mark, new_mark) = if changed {
+            (format!("{MASK} (before)"), format!("{MASK} (after)"))
+        } else {
+            (MASK.to_owned(), MASK.to_owned())
+        };
+        if let Some(old) = old {
+            *old = Value::String(old_mark);
+        }
+        if let Some(new) = new {
+            *new = Value::String(new_mark);
+        }
+    }
+}
+
+fn lookup<'v>(value: &'v mut Value, path: &[String]) -> Option<&'v mut Value> {
+    path.iter().try_fold(value, |value, step| match value {
+        Value::Object(map) => map.get_mut(step),
+        Value::Array(items) => step.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+        _ => None,
+    })
+}
+
+/// Sets `metadata.annotations[key]`, creating the maps on the way.
+pub(crate) fn annotate(object: &mut Value, key: &str, value: &str) {
+    let Some(object) = object.as_object_mut() else {
+        return;
+    };
+    let metadata = object
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(metadata) = metadata {
+        let annotations = metadata
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(annotations) = annotations {
+            annotations.insert(key.to_owned(), Value::String(value.to_owned()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{annotate, mask, normalize};
+
+    #[test]
+    fn server_fields_and_bookkeeping_annotations_are_ignored() {
+        let mut live = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "uid": "1", "resourceVersion": "7", "generation": 2,
+                "creationTimestamp": "t", "managedFields": [], "selfLink": "/x",
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}",
+                    "capstan.io/deployed-at": "now"}},
+            "data": {"k": "v"}, "status": {"phase": "x"}
+        });
+        normalize(&mut live);
+        assert_eq!(
+            live,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a"}, "data": {"k": "v"}})
+        );
+    }
+
+    #[test]
+    fn secret_values_are_masked_but_changes_stay_visible() {
+        let mut before = json!({"apiVersion": "v1", "kind": "Secret",
+            "data": {"same": "czE=", "changed": "b2xk", "removed": "eA=="}});
+        let mut after = json!({"apiVersion": "v1", "kind": "Secret",
+            "data": {"same": "czE=", "changed": "bmV3", "added": "eQ=="}});
+        mask(Some(&mut before), &mut after, &[]);
+        assert_eq!(
+            before["data"],
+            json!({"same": "***", "changed": "*** (before)", "removed": "***"})
+        );
+        assert_eq!(
+            after["data"],
+            json!({"same": "***", "changed": "*** (after)", "added": "***"})
+        );
+    }
+
+    #[test]
+    fn decrypted_values_are_masked_at_their_paths() {
+        let mut after = json!({"kind": "Config", "spec": {"items": [{"password": "hunter2"}]}});
+        let path = vec!["spec".into(), "items".into(), "0".into(), "password".into()];
+        mask(None, &mut after, &[path]);
+        assert_eq!(after["spec"]["items"][0]["password"], "***");
+    }
+
+    #[test]
+    fn annotating_creates_missing_maps() {
+        let mut object = json!({"kind": "ConfigMap"});
+        annotate(&mut object, "k", "v");
+        assert_eq!(object["metadata"]["annotations"]["k"], "v");
+    }
+}

@@ -1,0 +1,160 @@
+//! How a [`Deployer`](crate::Deployer) works, and what it reports while it does.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use capstan_manifest::{Object, ObjectId};
+use serde_json::Value;
+
+use crate::normalize::ValuePath;
+use crate::plan::Action;
+
+/// Options of a [`Deployer`](crate::Deployer). Start from [`Options::default`] and set fields.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// The server-side apply field manager, and the manager prune looks for [default:
+    /// `capstan`].
+    pub field_manager: String,
+    /// Requests in flight at once within a wave [default: 8].
+    pub concurrency: usize,
+    /// Take over fields that other managers own instead of failing the object.
+    pub force_conflicts: bool,
+    /// Also prune objects carrying the discriminator that capstan never wrote (no entry of
+    /// [`Options::field_manager`] in their managedFields).
+    pub force_prune: bool,
+    /// Allow pruning when the manifests hold no objects at all.
+    pub allow_empty: bool,
+    /// Dry-run new objects as well while planning, so the plan shows them with the server's
+    /// defaults and the server has validated everything before anything is written. Updates are
+    /// always dry-run.
+    pub verify_new: bool,
+    /// How long to wait for CustomResourceDefinitions to be Established, and for readiness
+    /// [default: 5 minutes].
+    pub timeout: Duration,
+    /// Annotations written on every object capstan creates or updates, to tell `kubectl`
+    /// users which run put it there (keys should start with
+    /// [`STAMP_PREFIX`](crate::STAMP_PREFIX), which diffs ignore).
+    pub stamp: BTreeMap<String, String>,
+    /// Turns an object of the manifests into the body that is sent, when that differs from
+    /// the object itself (decrypting SOPS values, say).
+    pub prepare: Option<Arc<dyn Prepare>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            field_manager: "capstan".to_owned(),
+            concurrency: 8,
+            force_conflicts: false,
+            force_prune: false,
+            allow_empty: false,
+            verify_new: false,
+            timeout: Duration::from_secs(300),
+            stamp: BTreeMap::new(),
+            prepare: None,
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("field_manager", &self.field_manager)
+            .field("concurrency", &self.concurrency)
+            .field("force_conflicts", &self.force_conflicts)
+            .field("force_prune", &self.force_prune)
+            .field("allow_empty", &self.allow_empty)
+            .field("verify_new", &self.verify_new)
+            .field("timeout", &self.timeout)
+            .field("stamp", &self.stamp)
+            .field("prepare", &self.prepare.is_some())
+            .finish()
+    }
+}
+
+/// The body to send for an object, prepared from the manifest's copy.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The whole object as it is applied.
+    pub body: Value,
+    /// Values that must never be shown in a diff or report.
+    pub masked: Vec<ValuePath>,
+}
+
+/// Prepares objects before they are planned and applied (see [`Options::prepare`]).
+pub trait Prepare: Send + Sync {
+    /// `Ok(None)` sends the object as it is.
+    ///
+    /// # Errors
+    ///
+    /// A message naming what is wrong; it must never contain a secret value. The object is
+    /// then reported as failed and nothing is written.
+    fn prepare(&self, object: &Object) -> Result<Option<Prepared>, String>;
+}
+
+/// What a [`Deployer`](crate::Deployer) reports while it works.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The server's API was discovered.
+    Discovered {
+        /// How many resource types it serves.
+        resources: usize,
+    },
+    /// Planning needs a dry run for this many objects (the rest were settled from metadata).
+    Checking {
+        /// How many objects.
+        total: usize,
+    },
+    /// One more object was planned.
+    Checked {
+        /// The object.
+        id: &'a ObjectId,
+    },
+    /// A wave of writes starts.
+    Wave {
+        /// The number of the wave, from 1.
+        index: usize,
+        /// Objects it writes.
+        writes: usize,
+    },
+    /// An object was written, or failed.
+    Applied {
+        /// The object.
+        id: &'a ObjectId,
+        /// What was done.
+        action: Action,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// Waiting for CustomResourceDefinitions to be Established.
+    Establishing {
+        /// How many.
+        count: usize,
+    },
+    /// Looking for objects the discriminator owns across this many resource types.
+    Scanning {
+        /// How many types.
+        resources: usize,
+    },
+    /// An object was deleted, or failed to be.
+    Deleted {
+        /// The object.
+        id: &'a ObjectId,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// Waiting for readiness: this many of the objects are ready.
+    Ready {
+        /// Ready objects.
+        ready: usize,
+        /// All objects waited for.
+        total: usize,
+    },
+}
+
+/// A progress callback; it is called from the deploying task, never concurrently.
+pub type Progress<'a> = &'a (dyn Fn(Event<'_>) + Send + Sync);

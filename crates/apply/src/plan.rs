@@ -1,0 +1,495 @@
+//! Planning: what applying the manifests would do to each object.
+
+use std::collections::HashSet;
+
+use capstan_manifest::{Manifest, Object, ObjectId};
+use futures::{StreamExt as _, stream};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::api::{ApplyRequest, Target};
+use crate::catalog::{Catalog, Resource};
+use crate::deployer::Deployer;
+use crate::diff::Diff;
+use crate::error::{Error, Result};
+use crate::normalize::{HASH_ANNOTATION, ValuePath, annotate, normalize};
+use crate::options::{Event, Progress};
+use crate::proof::{content_hash, proves_unchanged};
+use crate::prune::Orphan;
+
+/// What applying an object does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The object does not exist yet.
+    Create,
+    /// The object exists and applying changes it.
+    Update,
+    /// Applying would change nothing; it is not written.
+    Unchanged,
+}
+
+/// The plan for one object.
+pub struct Planned<'m> {
+    pub(crate) object: &'m Object,
+    pub(crate) resource: Option<Resource>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) action: Action,
+    pub(crate) diff: Option<Diff>,
+    pub(crate) uid: Option<String>,
+    pub(crate) verified: bool,
+    /// Waits for a CRD or Namespace that the same run creates: planned as a create.
+    pub(crate) pending: bool,
+    pub(crate) error: Option<Error>,
+    pub(crate) body: Value,
+    pub(crate) masked: Vec<ValuePath>,
+}
+
+// By hand, so the body (which may hold decrypted secrets) never reaches a log.
+impl std::fmt::Debug for Planned<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned")
+            .field("id", self.id())
+            .field("action", &self.action)
+            .field("verified", &self.verified)
+            .field("pending", &self.pending)
+            .field("uid", &self.uid)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Planned<'_> {
+    /// The object.
+    pub fn id(&self) -> &ObjectId {
+        self.object.id()
+    }
+
+    /// What applying it does.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
+    /// The change, for creates and updates: live and planned state, secrets masked.
+    pub fn diff(&self) -> Option<&Diff> {
+        self.diff.as_ref()
+    }
+
+    /// Whether the server has dry-run the object. New objects are dry-run only with
+    /// [`Options::verify_new`](crate::Options::verify_new); objects whose CRD or Namespace
+    /// the same run creates cannot be, until it exists.
+    pub fn is_verified(&self) -> bool {
+        self.verified
+    }
+
+    /// Why the object cannot be applied, if it cannot.
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    /// The object's UID, when it exists.
+    pub fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+
+    pub(crate) fn target(&self) -> Option<Target<'_>> {
+        self.resource.as_ref().map(|resource| Target {
+            resource: &resource.api,
+            namespace: self.namespace.as_deref(),
+            name: self.object.id().name(),
+        })
+    }
+}
+
+/// What a deploy of the manifests would do: an entry per object in apply order, and the
+/// orphans a prune would look at.
+#[derive(Debug)]
+pub struct Plan<'m> {
+    pub(crate) items: Vec<Planned<'m>>,
+    pub(crate) orphans: Option<Vec<Orphan>>,
+    pub(crate) catalog: Catalog,
+    pub(crate) empty: bool,
+    /// The discriminator's label selector, when the manifests have one.
+    pub(crate) selector: Option<String>,
+    pub(crate) requests: usize,
+}
+
+impl<'m> Plan<'m> {
+    /// The objects, in apply order.
+    pub fn objects(&self) -> &[Planned<'m>] {
+        &self.items
+    }
+
+    /// Prune candidates, when the plan was made with prune: live objects carrying the
+    /// discriminator that the manifests no longer hold, each with the verdict of the guards.
+    pub fn orphans(&self) -> Option<&[Orphan]> {
+        self.orphans.as_deref()
+    }
+
+    /// Whether applying would write anything, and pruning (if planned) delete anything.
+    pub fn has_changes(&self) -> bool {
+        self.items.iter().any(|i| i.action != Action::Unchanged)
+            || self
+                .orphans
+                .iter()
+                .flatten()
+                .any(|orphan| orphan.will_delete())
+    }
+
+    /// How many objects take each action.
+    pub fn count(&self, action: Action) -> usize {
+        self.items
+            .iter()
+            .filter(|i| i.action == action && i.error.is_none())
+            .count()
+    }
+
+    /// Objects that cannot be applied, with the reason.
+    pub fn errors(&self) -> impl Iterator<Item = &Error> {
+        self.items.iter().filter_map(|i| i.error.as_ref())
+    }
+
+    /// API requests made while planning.
+    pub fn requests(&self) -> usize {
+        self.requests
+    }
+
+    /// Group-versions whose discovery failed: kinds there could not be checked or scanned.
+    pub fn unavailable_apis(&self) -> &[String] {
+        &self.catalog.unavailable
+    }
+}
+
+impl Deployer {
+    pub(crate) async fn make_plan<'m>(
+        &self,
+        manifest: &'m Manifest,
+        prune: bool,
+        progress: Progress<'_>,
+    ) -> Result<Plan<'m>> {
+        let start = self.api.requests();
+        self.api.reset();
+        let catalog = if prune {
+            Catalog::discover(&self.api).await?
+        } else {
+            Catalog::discover_only(&self.api, &group_versions(manifest)).await?
+        };
+        progress(Event::Discovered {
+            resources: catalog.len(),
+        });
+        let defined = defined_kinds(manifest);
+        let mut items: Vec<Planned<'m>> = manifest
+            .iter()
+            .map(|object| self.resolve(object, &catalog, &defined))
+            .collect();
+        self.check_namespaces(manifest, &catalog, &mut items)
+            .await?;
+        let labelled = self.labelled(manifest, &items).await?;
+        let mut unsettled = Vec::new();
+        for (index, item) in items.iter_mut().enumerate() {
+            if item.error.is_some() {
+                continue;
+            }
+            if item.pending {
+                // Without its namespace it can still be validated: see `Check::Elsewhere`.
+                if self.options.verify_new && item.resource.is_some() {
+                    unsettled.push((index, Check::Elsewhere));
+                }
+                continue;
+            }
+            match labelled.get(&key(item)) {
+                Some(live) => {
+                    item.uid = live.metadata.uid.clone();
+                    let hash = hash_of(item);
+                    if proves_unchanged(&live.metadata, &hash, &self.options.field_manager) {
+                        item.action = Action::Unchanged;
+                    } else {
+                        unsettled.push((index, Check::Exists));
+                    }
+                }
+                None => unsettled.push((index, Check::Unknown)),
+            }
+        }
+        let absent = self.absent(&items, &unsettled).await?;
+        progress(Event::Checking {
+            total: unsettled.len(),
+        });
+        let checked: Vec<(usize, Planned<'m>)> = stream::iter(unsettled)
+            .map(|(index, check)| {
+                let item = &items[index];
+                let check = match check {
+                    Check::Unknown if absent.contains(&index) => Check::Absent,
+                    check => check,
+                };
+                async move { (index, self.check(item, check).await) }
+            })
+            .buffer_unordered(self.options.concurrency.max(1))
+            .inspect(|(_, item)| progress(Event::Checked { id: item.id() }))
+            .collect()
+            .await;
+        for (index, item) in checked {
+            items[index] = item;
+        }
+        let mut plan = Plan {
+            items,
+            orphans: None,
+            catalog,
+            empty: manifest.is_empty(),
+            selector: manifest.label().map(|label| label.selector()),
+            requests: 0,
+        };
+        if prune && let Some(label) = manifest.label() {
+            plan.orphans = Some(self.scan_orphans(&plan, label, progress).await?);
+        }
+        plan.requests = self.api.requests() - start;
+        Ok(plan)
+    }
+
+    /// Finds the object's resource type and namespace, and prepares its body.
+    fn resolve<'m>(
+        &self,
+        object: &'m Object,
+        catalog: &Catalog,
+        defined: &HashSet<(String, String)>,
+    ) -> Planned<'m> {
+        let id = object.id();
+        let mut item = Planned {
+            object,
+            resource: None,
+            namespace: None,
+            action: Action::Create,
+            diff: None,
+            uid: None,
+            verified: false,
+            pending: false,
+            error: None,
+            body: Value::Null,
+            masked: Vec::new(),
+        };
+        match self.body(object) {
+            Ok((body, masked)) => (item.body, item.masked) = (body, masked),
+            Err(error) => {
+                item.error = Some(error);
+                return item;
+            }
+        }
+        match catalog.resolve(id.group(), id.version(), id.kind()) {
+            Some(resource) => {
+                if resource.namespaced {
+                    let namespace = id
+                        .namespace()
+                        .unwrap_or_else(|| self.api.client().default_namespace());
+                    item.namespace = Some(namespace.to_owned());
+                }
+                item.resource = Some(resource.clone());
+            }
+            // Applied once the CRD earlier in the run is Established.
+            None if defined.contains(&(id.group().to_owned(), id.kind().to_owned())) => {
+                item.pend();
+            }
+            None => {
+                item.error = Some(Error::UnknownKind {
+                    id: id.clone(),
+                    api_version: id.api_version(),
+                    kind: id.kind().to_owned(),
+                })
+            }
+        }
+        item
+    }
+
+    /// The body that is sent: the manifest's object (or the prepared one), with the content
+    /// hash and the stamp.
+    fn body(&self, object: &Object) -> Result<(Value, Vec<ValuePath>)> {
+        let prepared = match &self.options.prepare {
+            Some(prepare) => prepare.prepare(object).map_err(|message| Error::Prepare {
+                id: object.id().clone(),
+                message,
+            })?,
+            None => None,
+        };
+        let (mut body, masked) = match prepared {
+            Some(prepared) => (prepared.body, prepared.masked),
+            None => (object.to_value(), Vec::new()),
+        };
+        let hash = content_hash(object.json(), &self.options.field_manager);
+        annotate(&mut body, HASH_ANNOTATION, &hash);
+        for (key, value) in &self.options.stamp {
+            annotate(&mut body, key, value);
+        }
+        Ok((body, masked))
+    }
+
+    /// Settles one object with the server: a read, then a dry run for objects that exist (and,
+    /// with `verify_new`, for new ones).
+    async fn check<'m>(&self, original: &Planned<'m>, check: Check) -> Planned<'m> {
+        if check == Check::Elsewhere {
+            return self.check_elsewhere(original).await;
+        }
+        let mut item = original.clone_plan();
+        let target = original.target().expect("checked objects are resolved");
+        let live = if check == Check::Absent {
+            None
+        } else {
+            match self.api.get(target).await {
+                Ok(live) => live,
+                Err(source) => {
+                    item.error = Some(self.object_error(&item, "read", source));
+                    return item;
+                }
+            }
+        };
+        item.uid = live
+            .as_ref()
+            .and_then(|l| l.pointer("/metadata/uid"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if live.is_none() && !self.options.verify_new {
+            item.action = Action::Create;
+            item.diff = Some(Diff::new(None, &item.body, &item.masked));
+            return item;
+        }
+        let request = ApplyRequest {
+            manager: &self.options.field_manager,
+            force: self.options.force_conflicts,
+            dry_run: true,
+        };
+        let planned = match self.api.apply(target, &original.body, &request).await {
+            Ok(planned) => planned,
+            Err(source) => {
+                item.error = Some(self.object_error(&item, "dry-run apply", source));
+                return item;
+            }
+        };
+        item.verified = true;
+        item.action = match &live {
+            None => Action::Create,
+            Some(live) if same(live, &planned) => Action::Unchanged,
+            Some(_) => Action::Update,
+        };
+        if item.action != Action::Unchanged {
+            item.diff = Some(Diff::new(live.as_ref(), &planned, &item.masked));
+        }
+        item
+    }
+}
+
+impl Deployer {
+    /// Validates an object whose namespace the run creates by dry-running it in the client's
+    /// default namespace instead (as kluctl does), forcing conflicts, since only the schema and
+    /// admission matter here.
+    async fn check_elsewhere<'m>(&self, original: &Planned<'m>) -> Planned<'m> {
+        let mut item = original.clone_plan();
+        let namespace = self.api.client().default_namespace().to_owned();
+        let mut body = original.body.clone();
+        body["metadata"]["namespace"] = Value::String(namespace.clone());
+        let mut target = original.target().expect("checked objects are resolved");
+        target.namespace = Some(&namespace);
+        let request = ApplyRequest {
+            manager: &self.options.field_manager,
+            force: true,
+            dry_run: true,
+        };
+        match self.api.apply(target, &body, &request).await {
+            Ok(_) => item.verified = true,
+            Err(source) => item.error = Some(self.object_error(&item, "dry-run apply", source)),
+        }
+        item.diff = original.diff.clone();
+        item
+    }
+}
+
+/// What planning knows of an object before asking the server about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// It carries the discriminator, but its metadata does not prove it unchanged.
+    Exists,
+    /// Not labelled: it may or may not exist.
+    Unknown,
+    /// Listed as not existing.
+    Absent,
+    /// Its namespace does not exist yet; validate it in another.
+    Elsewhere,
+}
+
+impl Planned<'_> {
+    fn clone_plan(&self) -> Self {
+        Self {
+            object: self.object,
+            resource: self.resource.clone(),
+            namespace: self.namespace.clone(),
+            action: self.action,
+            diff: None,
+            uid: self.uid.clone(),
+            verified: false,
+            pending: self.pending,
+            error: None,
+            body: self.body.clone(),
+            masked: self.masked.clone(),
+        }
+    }
+
+    /// The object's CRD or namespace is created by this run: the object is new, and is applied
+    /// (not dry-run) once what it needs exists.
+    pub(crate) fn pend(&mut self) {
+        self.pending = true;
+        self.action = Action::Create;
+        self.diff = Some(Diff::new(None, &self.body, &self.masked));
+    }
+}
+
+/// Whether the live object and the dry-run result agree on everything but server bookkeeping.
+fn same(live: &Value, planned: &Value) -> bool {
+    let (mut live, mut planned) = (live.clone(), planned.clone());
+    normalize(&mut live);
+    normalize(&mut planned);
+    live == planned
+}
+
+fn hash_of(item: &Planned<'_>) -> String {
+    item.body
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            HASH_ANNOTATION.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub(crate) fn type_key(resource: &Resource) -> String {
+    format!("{}/{}", resource.api.group, resource.api.plural)
+}
+
+fn key(item: &Planned<'_>) -> (String, Option<String>, String) {
+    let resource = item.resource.as_ref().expect("resolved");
+    (
+        type_key(resource),
+        item.namespace.clone(),
+        item.id().name().to_owned(),
+    )
+}
+
+/// Every `apiVersion` the manifests use, once.
+pub(crate) fn group_versions(manifest: &Manifest) -> Vec<String> {
+    let mut versions: Vec<String> = manifest.iter().map(|o| o.id().api_version()).collect();
+    versions.sort();
+    versions.dedup();
+    versions
+}
+
+/// `(group, kind)` of every CustomResourceDefinition in the manifests.
+fn defined_kinds(manifest: &Manifest) -> HashSet<(String, String)> {
+    manifest
+        .iter()
+        .filter(|o| {
+            o.id().group() == "apiextensions.k8s.io" && o.id().kind() == "CustomResourceDefinition"
+        })
+        .filter_map(|o| {
+            let crd = o.to_value();
+            let group = crd.pointer("/spec/group")?.as_str()?.to_owned();
+            let kind = crd.pointer("/spec/names/kind")?.as_str()?.to_owned();
+            Some((group, kind))
+        })
+        .collect()
+}

@@ -1,0 +1,159 @@
+//! Proving an object unchanged from its metadata alone, so a redeploy costs one list request
+//! per resource type instead of a dry run per object.
+//!
+//! Every write records the hash of the manifest the object came from in
+//! [`HASH_ANNOTATION`](crate::HASH_ANNOTATION). Server-side apply of the same manifest is
+//! idempotent, so the object is unchanged when the hash still matches and nobody has written the
+//! object since capstan did. The second half is read from `managedFields`: every manager's entry
+//! carries the time of its last change, so any other manager's entry at or after capstan's own
+//! (timestamps have one-second resolution, hence "at") means somebody else may have changed it.
+//! Status-only writes by controllers do not count: status is never compared. When the proof
+//! fails the planner falls back to a server-side dry run.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::normalize::HASH_ANNOTATION;
+
+/// The hash of an object's manifest text. Computed from the manifest as loaded (for SOPS
+/// objects, the encrypted text), so it never depends on, or reveals, a secret value.
+pub(crate) fn content_hash(manifest_json: &str, field_manager: &str) -> String {
+    let mut digest = Sha256::new();
+    digest.update(field_manager.as_bytes());
+    digest.update([0]);
+    digest.update(manifest_json.as_bytes());
+    let bytes = digest.finalize();
+    let hex: String = bytes[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("v1.{hex}")
+}
+
+/// Whether the live object's metadata proves that applying the manifest hashed to `hash` would
+/// change nothing.
+pub(crate) fn proves_unchanged(live: &ObjectMeta, hash: &str, field_manager: &str) -> bool {
+    if live.deletion_timestamp.is_some() {
+        return false;
+    }
+    let recorded = live
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(HASH_ANNOTATION));
+    if recorded.map(String::as_str) != Some(hash) {
+        return false;
+    }
+    let entries = live.managed_fields.as_deref().unwrap_or_default();
+    let Some(ours) = entries.iter().find(|e| is_ours(e, field_manager)) else {
+        return false;
+    };
+    let Some(applied) = &ours.time else {
+        return false;
+    };
+    entries
+        .iter()
+        .filter(|e| !is_ours(e, field_manager) && !touches_only_status(e))
+        .all(|e| e.time.as_ref().is_some_and(|time| time < applied))
+}
+
+fn is_ours(entry: &ManagedFieldsEntry, field_manager: &str) -> bool {
+    entry.manager.as_deref() == Some(field_manager)
+        && entry.operation.as_deref() == Some("Apply")
+        && entry.subresource.as_deref().is_none_or(str::is_empty)
+}
+
+/// Controllers write status through the status subresource (named in the entry from
+/// Kubernetes 1.22 on; before that, the entry's fields are all under `f:status`).
+fn touches_only_status(entry: &ManagedFieldsEntry) -> bool {
+    if entry.subresource.as_deref() == Some("status") {
+        return true;
+    }
+    match entry.fields_v1.as_ref().map(|fields| &fields.0) {
+        Some(Value::Object(fields)) => {
+            !fields.is_empty() && fields.keys().all(|key| key == "f:status")
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        FieldsV1, ManagedFieldsEntry, ObjectMeta, Time,
+    };
+    use serde_json::json;
+
+    use super::{content_hash, proves_unchanged};
+
+    fn entry(
+        manager: &str,
+        operation: &str,
+        second: i64,
+        fields: serde_json::Value,
+    ) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some(operation.into()),
+            time: Some(Time(
+                k8s_openapi::jiff::Timestamp::from_second(second).unwrap(),
+            )),
+            fields_v1: Some(FieldsV1(fields)),
+            ..ManagedFieldsEntry::default()
+        }
+    }
+
+    fn live(hash: &str, entries: Vec<ManagedFieldsEntry>) -> ObjectMeta {
+        ObjectMeta {
+            annotations: Some([("capstan.io/content-hash".to_owned(), hash.to_owned())].into()),
+            managed_fields: Some(entries),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn same_hash_and_no_later_writer_proves_unchanged() {
+        let hash = content_hash("{}", "capstan");
+        let meta = live(
+            &hash,
+            vec![
+                entry("kubectl", "Update", 100, json!({"f:data": {}})),
+                entry("capstan", "Apply", 200, json!({"f:data": {}})),
+                entry(
+                    "kube-controller-manager",
+                    "Update",
+                    300,
+                    json!({"f:status": {}}),
+                ),
+            ],
+        );
+        assert!(proves_unchanged(&meta, &hash, "capstan"));
+    }
+
+    #[test]
+    fn another_manager_writing_at_or_after_capstan_defeats_the_proof() {
+        let hash = content_hash("{}", "capstan");
+        for second in [200, 201] {
+            let meta = live(
+                &hash,
+                vec![
+                    entry("capstan", "Apply", 200, json!({"f:data": {}})),
+                    entry("kubectl-edit", "Update", second, json!({"f:data": {}})),
+                ],
+            );
+            assert!(!proves_unchanged(&meta, &hash, "capstan"), "{second}");
+        }
+    }
+
+    #[test]
+    fn a_different_manifest_or_a_missing_apply_entry_defeats_the_proof() {
+        let hash = content_hash("{}", "capstan");
+        let other = content_hash("{\"a\":1}", "capstan");
+        let meta = live(&other, vec![entry("capstan", "Apply", 200, json!({}))]);
+        assert!(!proves_unchanged(&meta, &hash, "capstan"));
+        let meta = live(&hash, vec![entry("capstan", "Update", 200, json!({}))]);
+        assert!(!proves_unchanged(&meta, &hash, "capstan"));
+    }
+
+    #[test]
+    fn the_hash_depends_on_the_field_manager() {
+        assert_ne!(content_hash("{}", "capstan"), content_hash("{}", "other"));
+    }
+}

@@ -1,0 +1,271 @@
+//! Deploys against a real kube-apiserver: plan classes, ordering, conflicts, secrets, dry run.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use capstan_apply::{Action, DeployRequest, Deployer, Options};
+use capstan_testenv::{ControlPlane, User};
+use common::{apply_only, config_maps, counting_client, deploy, exists, kubectl, manifest};
+
+#[tokio::test]
+async fn unchanged_redeploy_sends_zero_writes_and_changes_are_updates() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("redeploy").await.unwrap();
+    let first = manifest("redeploy", &config_maps(&ns, 20, "one"));
+    let done = deploy(plane, Options::default(), &first, apply_only())
+        .await
+        .unwrap();
+    assert!(done.succeeded());
+    assert_eq!(done.plan.count(Action::Create), 20);
+
+    let (client, writes) = counting_client(plane);
+    let deployer = Deployer::new(client, Options::default());
+    let again = deployer
+        .deploy(&first, apply_only(), &|_| {}, &mut |_| true)
+        .await
+        .unwrap();
+    assert_eq!(again.plan.count(Action::Unchanged), 20);
+    assert_eq!(
+        writes.load(Ordering::SeqCst),
+        0,
+        "an unchanged redeploy writes nothing"
+    );
+    assert!(
+        again.requests < 80,
+        "proved from metadata, not a dry run per object: {}",
+        again.requests
+    );
+
+    let text = config_maps(&ns, 20, "one").replace(
+        &format!("cm-3, namespace: {ns}}}\ndata: {{key: one}}"),
+        &format!("cm-3, namespace: {ns}}}\ndata: {{key: two}}"),
+    );
+    let changed = manifest("redeploy", &text);
+    let done = deploy(plane, Options::default(), &changed, apply_only())
+        .await
+        .unwrap();
+    assert_eq!(done.plan.count(Action::Update), 1);
+    let update = done
+        .plan
+        .objects()
+        .iter()
+        .find(|i| i.action() == Action::Update)
+        .unwrap();
+    let diff = update.diff().unwrap().unified("cm-3");
+    assert!(
+        diff.contains("-  key: one") && diff.contains("+  key: two"),
+        "{diff}"
+    );
+    assert_eq!(
+        kubectl(
+            plane,
+            &["get", "cm", "-n", &ns, "cm-3", "-o", "jsonpath={.data.key}"]
+        ),
+        "two"
+    );
+}
+
+#[tokio::test]
+async fn a_change_by_another_manager_is_noticed_despite_the_hash() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("drift").await.unwrap();
+    let stage = manifest("drift", &config_maps(&ns, 1, "mine"));
+    deploy(plane, Options::default(), &stage, apply_only())
+        .await
+        .unwrap();
+    // Past capstan's one-second managedFields timestamp, so the edit is strictly later.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    kubectl(
+        plane,
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "cm",
+            "cm-0",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"key":"theirs"}}"#,
+        ],
+    );
+    let mut options = Options::default();
+    options.force_conflicts = true;
+    let done = deploy(plane, options, &stage, apply_only()).await.unwrap();
+    assert_eq!(done.plan.count(Action::Update), 1);
+    assert_eq!(
+        kubectl(
+            plane,
+            &["get", "cm", "-n", &ns, "cm-0", "-o", "jsonpath={.data.key}"]
+        ),
+        "mine"
+    );
+}
+
+#[tokio::test]
+async fn conflicts_name_the_manager_and_field_unless_forced() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("conflict").await.unwrap();
+    kubectl(
+        plane,
+        &[
+            "-n",
+            &ns,
+            "create",
+            "configmap",
+            "cm-0",
+            "--from-literal=key=kubectl",
+        ],
+    );
+    let stage = manifest("conflict", &config_maps(&ns, 1, "capstan"));
+    let refused = deploy(plane, Options::default(), &stage, apply_only())
+        .await
+        .unwrap();
+    assert!(!refused.succeeded());
+    assert!(
+        refused.outcomes.is_empty(),
+        "nothing is written when an object cannot be applied"
+    );
+    let error = refused.plan.errors().next().unwrap().to_string();
+    assert!(
+        error.contains("kubectl-create")
+            && error.contains(".data.key")
+            && error.contains("--force-conflicts"),
+        "{error}"
+    );
+
+    let mut options = Options::default();
+    options.force_conflicts = true;
+    assert!(
+        deploy(plane, options, &stage, apply_only())
+            .await
+            .unwrap()
+            .succeeded()
+    );
+    assert_eq!(
+        kubectl(
+            plane,
+            &["get", "cm", "-n", &ns, "cm-0", "-o", "jsonpath={.data.key}"]
+        ),
+        "capstan"
+    );
+}
+
+#[tokio::test]
+async fn crd_namespace_and_custom_resource_deploy_in_one_run() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let stage = manifest(
+        "crd",
+        r#"
+apiVersion: crd.capstan.test/v1
+kind: Widget
+metadata: {name: w, namespace: widgets}
+spec: {size: 3}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: widgets}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.crd.capstan.test}
+spec:
+  group: crd.capstan.test
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#,
+    );
+    let done = deploy(plane, Options::default(), &stage, apply_only())
+        .await
+        .unwrap();
+    assert!(done.succeeded(), "{:?}", done.outcomes);
+    let order: Vec<&str> = done.outcomes.iter().map(|o| o.id.kind()).collect();
+    assert_eq!(order, ["CustomResourceDefinition", "Namespace", "Widget"]);
+    assert_eq!(
+        kubectl(
+            plane,
+            &[
+                "get",
+                "widgets",
+                "-n",
+                "widgets",
+                "w",
+                "-o",
+                "jsonpath={.spec.size}"
+            ]
+        ),
+        "3"
+    );
+    let again = deploy(plane, Options::default(), &stage, apply_only())
+        .await
+        .unwrap();
+    assert_eq!(again.plan.count(Action::Unchanged), 3);
+}
+
+#[tokio::test]
+async fn dry_run_leaves_the_server_untouched() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("dryrun").await.unwrap();
+    let stage = manifest("dryrun", &config_maps(&ns, 3, "x"));
+    let (client, writes) = counting_client(plane);
+    let mut options = Options::default();
+    options.verify_new = true;
+    let deployer = Deployer::new(client, options);
+    let plan = deployer
+        .deploy(
+            &stage,
+            DeployRequest::new(true, true, false),
+            &|_| {},
+            &mut |_| panic!("a dry run asks nothing"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(plan.plan.count(Action::Create), 3);
+    assert!(plan.plan.objects().iter().all(|i| i.is_verified()));
+    assert!(plan.outcomes.is_empty());
+    assert!(!exists(plane, "cm", &ns, "cm-0"));
+    // Dry-run applies are PATCH requests with dryRun=All; nothing else was sent.
+    assert_eq!(writes.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn secret_values_never_appear_in_diffs_or_debug_output() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("secret").await.unwrap();
+    let secret = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: {ns}}}\nstringData: {{password: {value}, same: unchanged-s3cret}}\n"
+        )
+    };
+    let first = manifest("secret", &secret("first-s3cret"));
+    deploy(plane, Options::default(), &first, apply_only())
+        .await
+        .unwrap();
+    let second = manifest("secret", &secret("second-s3cret"));
+    let deployer = Deployer::new(plane.client(User::Admin).unwrap(), Options::default());
+    let plan = deployer.plan(&second, false, &|_| {}).await.unwrap();
+    let item = &plan.objects()[0];
+    assert_eq!(item.action(), Action::Update);
+    let diff = item.diff().unwrap().unified("s");
+    let debug = format!("{plan:?}");
+    for shown in [&diff, &debug] {
+        for value in [
+            "first-s3cret",
+            "second-s3cret",
+            "unchanged-s3cret",
+            "Zmlyc3Qtc3NjcmV0",
+        ] {
+            assert!(!shown.contains(value), "{value} leaked: {shown}");
+        }
+    }
+    assert!(
+        diff.contains("password: '*** (before)'") && diff.contains("password: '*** (after)'"),
+        "{diff}"
+    );
+}

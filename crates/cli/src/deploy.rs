@@ -1,0 +1,361 @@
+//! `capstan deploy`, `diff` and `prune`: plan a stage against a cluster, show it, apply it.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use capstan_apply::{DeployRequest, Deployer, Deployment, Options, Plan};
+use clap::Args;
+
+use crate::cluster::{ClusterArgs, block_on};
+use crate::progress::Bar;
+use crate::show::{self, Output};
+use crate::stage::{Loaded, StageArgs};
+use crate::{ExitCode, Failure};
+
+/// Options shared by the commands that apply or delete.
+#[derive(Debug, Args)]
+pub(crate) struct ApplyArgs {
+    /// Requests in flight at once within a wave
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+
+    /// Take over fields other field managers own instead of failing the object
+    #[arg(long)]
+    force_conflicts: bool,
+
+    /// Also prune or delete objects that carry the discriminator but were never applied by
+    /// capstan
+    #[arg(long)]
+    force_prune: bool,
+
+    /// Allow pruning with an empty manifest set (which deletes everything the stage owns)
+    #[arg(long)]
+    allow_empty: bool,
+
+    /// Do not record the project's commit and the time on written objects
+    #[arg(long)]
+    no_stamp: bool,
+
+    /// How long to wait for CRDs to be Established and, with --wait, for readiness
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+/// `capstan deploy`.
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    #[command(flatten)]
+    stage: StageArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    apply: ApplyArgs,
+
+    /// Change nothing: show what would be created, updated and pruned
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Delete objects the stage no longer holds [default: the stage's `prune`]
+    #[arg(long, overrides_with = "no_prune")]
+    prune: bool,
+
+    /// Do not prune, even if the stage says so
+    #[arg(long)]
+    no_prune: bool,
+
+    /// Do not ask for confirmation (required when standard input is not a terminal)
+    #[arg(long, short = 'y')]
+    yes: bool,
+
+    /// Wait until written objects are ready (rollouts, Jobs, CRDs, Ready conditions)
+    #[arg(long)]
+    wait: bool,
+
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    output: Output,
+}
+
+/// `capstan diff`.
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    #[command(flatten)]
+    stage: StageArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+
+    /// Also show what a prune would delete
+    #[arg(long)]
+    prune: bool,
+
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    output: Output,
+}
+
+/// `capstan prune`.
+#[derive(Debug, Args)]
+pub(crate) struct PruneArgs {
+    #[command(flatten)]
+    stage: StageArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    apply: ApplyArgs,
+
+    /// Change nothing: show what would be deleted
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    yes: bool,
+
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    output: Output,
+}
+
+impl ApplyArgs {
+    pub(crate) fn options(&self, loaded: Option<&Loaded>) -> Options {
+        let mut options = Options::default();
+        options.concurrency = usize::from(self.concurrency);
+        options.force_conflicts = self.force_conflicts;
+        options.force_prune = self.force_prune;
+        options.allow_empty = self.allow_empty;
+        options.timeout = self.timeout;
+        if !self.no_stamp {
+            options.stamp = stamp(loaded.and_then(|l| l.root.as_deref()));
+        }
+        options
+    }
+}
+
+pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
+    let loaded = args.stage.load()?;
+    let prune = (args.prune || loaded.prune) && !args.no_prune;
+    let mut options = args.apply.options(Some(&loaded));
+    options.verify_new = args.dry_run;
+    let request = DeployRequest::new(prune, args.dry_run, args.wait);
+    let output = args.output;
+    let started = Instant::now();
+    let bar = Bar::new();
+    let deployment = block_on(async {
+        let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
+        let deployer = Deployer::new(cluster.client, options);
+        let mut confirm = |plan: &Plan<'_>| {
+            bar.finish();
+            confirm(plan, &loaded.what, &cluster.context, args.yes, output)
+        };
+        let deployment = deployer
+            .deploy(
+                &loaded.manifest,
+                request,
+                &|event| bar.event(event),
+                &mut confirm,
+            )
+            .await;
+        bar.finish();
+        Ok(deployment?)
+    })?;
+    finish(&deployment, output, args.dry_run, started)
+}
+
+/// Shows the plan and asks; refuses without a terminal unless `--yes`.
+fn confirm(plan: &Plan<'_>, what: &str, context: &str, yes: bool, output: Output) -> bool {
+    if output == Output::Text && show::plan(plan, false).is_err() {
+        return false;
+    }
+    yes || ask(&format!("Apply {what} to context {context:?}?"))
+}
+
+fn finish(
+    deployment: &Deployment<'_>,
+    output: Output,
+    dry_run: bool,
+    started: Instant,
+) -> Result<ExitCode, Failure> {
+    match output {
+        Output::Json => show::deployment_json(deployment, dry_run)?,
+        Output::Text if dry_run => show::plan(&deployment.plan, true)?,
+        Output::Text => show::summary(deployment, started.elapsed())?,
+    }
+    Ok(if deployment.succeeded() {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
+}
+
+/// `capstan diff`: exits 0 when nothing would change, 1 when something would.
+pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
+    let loaded = args.stage.load()?;
+    let mut options = Options::default();
+    options.verify_new = true;
+    let bar = Bar::new();
+    let plan = block_on(async {
+        let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
+        let deployer = Deployer::new(cluster.client, options);
+        let plan = deployer
+            .plan(&loaded.manifest, args.prune, &|event| bar.event(event))
+            .await;
+        bar.finish();
+        Ok(plan?)
+    })?;
+    match args.output {
+        Output::Json => show::plan_json(&plan)?,
+        Output::Text => show::plan(&plan, true)?,
+    }
+    Ok(match (plan.errors().next(), plan.has_changes()) {
+        (Some(_), _) => ExitCode::Failure,
+        (None, true) => ExitCode::Differences,
+        (None, false) => ExitCode::Success,
+    })
+}
+
+/// `capstan prune`: deletes the orphans of a stage without applying anything.
+pub(crate) fn prune(args: &PruneArgs) -> Result<ExitCode, Failure> {
+    let loaded = args.stage.load()?;
+    let label = loaded.manifest.label().context(
+        "refusing to prune without a discriminator label (pass --discriminator with -f)",
+    )?;
+    if loaded.manifest.is_empty() && !args.apply.allow_empty {
+        return Err(capstan_apply::Error::EmptyManifest {
+            selector: label.selector(),
+        }
+        .into());
+    }
+    let options = args.apply.options(Some(&loaded));
+    let bar = Bar::new();
+    let started = Instant::now();
+    let output = args.output;
+    let deployment = block_on(async {
+        let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
+        let deployer = Deployer::new(cluster.client, options);
+        let progress = |event: capstan_apply::Event<'_>| bar.event(event);
+        let plan = deployer.plan(&loaded.manifest, true, &progress).await?;
+        bar.finish();
+        let mut deployment = Deployment {
+            requests: 0,
+            outcomes: Vec::new(),
+            prune: None,
+            health: Vec::new(),
+            plan,
+        };
+        let deletes = deployment
+            .plan
+            .orphans()
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.will_delete());
+        if !args.dry_run && deletes {
+            if output == Output::Text {
+                show::orphans(deployment.plan.orphans().unwrap_or_default())?;
+            }
+            if !args.yes
+                && !ask(&format!(
+                    "Delete these objects from context {:?}?",
+                    cluster.context
+                ))
+            {
+                anyhow::bail!(capstan_apply::Error::NotConfirmed);
+            }
+            deployment.prune = Some(deployer.prune(&deployment.plan, &[], &progress).await);
+            bar.finish();
+        }
+        deployment.requests = deployer.requests();
+        Ok(deployment)
+    })?;
+    finish_prune(&deployment, output, args.dry_run, started)
+}
+
+fn finish_prune(
+    deployment: &Deployment<'_>,
+    output: Output,
+    dry_run: bool,
+    started: Instant,
+) -> Result<ExitCode, Failure> {
+    match output {
+        Output::Json => show::deployment_json(deployment, dry_run)?,
+        Output::Text if deployment.prune.is_none() => {
+            show::orphans(deployment.plan.orphans().unwrap_or_default())?
+        }
+        Output::Text => show::summary(deployment, started.elapsed())?,
+    }
+    Ok(if deployment.succeeded() {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
+}
+
+/// Asks a yes/no question on the terminal; `false` without one.
+pub(crate) fn ask(question: &str) -> bool {
+    let mut stderr = std::io::stderr();
+    if !std::io::stdin().is_terminal() {
+        let _ = writeln!(
+            stderr,
+            "error: refusing to change the cluster without confirmation: standard input is not a \
+             terminal; pass --yes"
+        );
+        return false;
+    }
+    let _ = write!(stderr, "{question} [y/N] ");
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok()
+        && matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
+}
+
+/// The annotations recording this run: the project's commit (`-dirty` with local changes)
+/// and the time.
+fn stamp(root: Option<&std::path::Path>) -> std::collections::BTreeMap<String, String> {
+    let mut stamp = std::collections::BTreeMap::new();
+    let now = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second);
+    if let Ok(now) = now {
+        stamp.insert(
+            format!("{}at", capstan_apply::STAMP_PREFIX),
+            now.to_string(),
+        );
+    }
+    let git = |args: &[&str]| {
+        let root = root?;
+        let output = std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+    if let Some(commit) = git(&["rev-parse", "HEAD"]) {
+        let dirty = git(&["status", "--porcelain", "--untracked-files=no", "."])
+            .is_some_and(|s| !s.is_empty());
+        let suffix = if dirty { "-dirty" } else { "" };
+        stamp.insert(
+            format!("{}commit", capstan_apply::STAMP_PREFIX),
+            format!("{commit}{suffix}"),
+        );
+    }
+    stamp
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 5m or 1h"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(number)),
+        "m" => Ok(Duration::from_secs(number * 60)),
+        "h" => Ok(Duration::from_secs(number * 3600)),
+        _ => Err(format!("{text:?} is not a duration like 90s, 5m or 1h")),
+    }
+}

@@ -1,0 +1,228 @@
+//! `capstan list`, `status` and `delete`: what a discriminator owns on the cluster.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use capstan_apply::{Deployer, Health, Keep, Options};
+use capstan_manifest::ObjectId;
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::cluster::{ClusterArgs, block_on};
+use crate::deploy::{ApplyArgs, ask};
+use crate::progress::Bar;
+use crate::show::{Output, print_json};
+use crate::stage::StageArgs;
+use crate::{ExitCode, Failure};
+
+/// `capstan list` and `capstan status`.
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    #[command(flatten)]
+    stage: StageArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    output: Output,
+}
+
+/// `capstan delete`.
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    #[command(flatten)]
+    stage: StageArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    apply: ApplyArgs,
+
+    /// Change nothing: show what would be deleted
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    yes: bool,
+
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    output: Output,
+}
+
+/// Live objects carrying the stage's discriminator.
+pub(crate) fn list(args: &InspectArgs) -> Result<ExitCode, Failure> {
+    let loaded = args.stage.load()?;
+    let label = loaded
+        .manifest
+        .label()
+        .context("no discriminator label to list by")?
+        .clone();
+    let bar = Bar::new();
+    let owned = block_on(async {
+        let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
+        let owned = Deployer::new(cluster.client, Options::default())
+            .owned(&label, &|event| bar.event(event))
+            .await;
+        bar.finish();
+        Ok(owned?)
+    })?;
+    let in_manifest = |id: &ObjectId| loaded.manifest.iter().any(|o| o.id() == id);
+    match args.output {
+        Output::Json => print_json(&json!(
+            owned
+                .iter()
+                .map(
+                    |o| json!({"object": id_json(&o.id), "uid": o.uid, "managed": o.managed,
+                "inManifest": in_manifest(&o.id), "keep": o.keep})
+                )
+                .collect::<Vec<_>>()
+        ))?,
+        Output::Text => {
+            let mut out = std::io::stdout().lock();
+            for object in &owned {
+                let orphan = if in_manifest(&object.id) {
+                    ""
+                } else {
+                    "  (orphan)"
+                };
+                let managed = if object.managed {
+                    ""
+                } else {
+                    "  (not applied by capstan)"
+                };
+                writeln!(out, "{}{orphan}{managed}", object.id)?;
+            }
+            writeln!(out, "{} objects labelled {}", owned.len(), label.selector())?;
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+/// The health of each object of the stage; exits 1 when any is not ready.
+pub(crate) fn status(args: &InspectArgs) -> Result<ExitCode, Failure> {
+    let loaded = args.stage.load()?;
+    let status = block_on(async {
+        let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
+        Ok(Deployer::new(cluster.client, Options::default())
+            .status(&loaded.manifest)
+            .await?)
+    })?;
+    match args.output {
+        Output::Json => print_json(&json!(status))?,
+        Output::Text => {
+            let mut out = std::io::stdout().lock();
+            for object in &status {
+                let message = object
+                    .message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "{:<12} {}{message}",
+                    format!("{:?}", object.health),
+                    object.id
+                )?;
+            }
+        }
+    }
+    let healthy = status.iter().all(|s| s.health == Health::Ready);
+    Ok(if healthy {
+        ExitCode::Success
+    } else {
+        ExitCode::Differences
+    })
+}
+
+/// Deletes everything carrying the discriminator, behind the prune guards.
+pub(crate) fn delete(args: &DeleteArgs) -> Result<ExitCode, Failure> {
+    let loaded = args.stage.load()?;
+    let label = loaded
+        .manifest
+        .label()
+        .context("refusing to delete without a discriminator label (pass --discriminator with -f)")?
+        .clone();
+    let options = args.apply.options(None);
+    let bar = Bar::new();
+    let (owned, deletions) = block_on(async {
+        let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
+        let deployer = Deployer::new(cluster.client, options);
+        let progress = |event: capstan_apply::Event<'_>| bar.event(event);
+        let owned = deployer.owned(&label, &progress).await;
+        bar.finish();
+        let owned = owned?;
+        let deletes = owned.iter().any(|o| o.will_delete());
+        if args.dry_run || !deletes {
+            return Ok((owned, None));
+        }
+        if args.output == Output::Text {
+            crate::show::orphans(&owned)?;
+        }
+        if !args.yes
+            && !ask(&format!(
+                "Delete these objects from context {:?}?",
+                cluster.context
+            ))
+        {
+            anyhow::bail!(capstan_apply::Error::NotConfirmed);
+        }
+        let deletions = deployer.delete(&owned, &progress).await;
+        bar.finish();
+        Ok((owned, Some(deletions)))
+    })?;
+    let failed = deletions
+        .iter()
+        .flatten()
+        .filter(|d| d.result.is_err())
+        .count();
+    match args.output {
+        Output::Json => print_json(&json!({
+            "objects": owned.iter().map(|o| json!({"object": id_json(&o.id), "keep": o.keep})).collect::<Vec<_>>(),
+            "deleted": deletions.iter().flatten().map(|d| json!({"object": id_json(&d.id),
+                "deleted": matches!(d.result, Ok(true)),
+                "error": d.result.as_ref().err().map(ToString::to_string)})).collect::<Vec<_>>(),
+        }))?,
+        Output::Text => match &deletions {
+            None => crate::show::orphans(&owned)?,
+            Some(deletions) => {
+                let mut out = std::io::stdout().lock();
+                for deletion in deletions {
+                    match &deletion.result {
+                        Ok(_) => writeln!(out, "- {} deleted", deletion.id)?,
+                        Err(error) => writeln!(out, "! {error}")?,
+                    }
+                }
+                writeln!(out, "{} deleted, {failed} failed", deletions.len() - failed)?;
+            }
+        },
+    }
+    Ok(if failed == 0 {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
+}
+
+/// An object's identity for JSON output.
+pub(crate) fn id_json(id: &ObjectId) -> Value {
+    let mut value = json!({"apiVersion": id.api_version(), "kind": id.kind(), "name": id.name()});
+    if let Some(namespace) = id.namespace() {
+        value["namespace"] = json!(namespace);
+    }
+    value
+}
+
+/// Why an object is kept, in words.
+pub(crate) fn keep_text(keep: &Keep) -> String {
+    match keep {
+        Keep::Owned(owner) => format!("owned by {owner}"),
+        Keep::Protected(annotation) => format!("protected by {annotation}"),
+        Keep::NotManaged => "never applied by capstan (--force-prune deletes it)".to_owned(),
+        Keep::Deleting => "already being deleted".to_owned(),
+        Keep::HoldsManifestObjects => "holds objects of the stage".to_owned(),
+        Keep::DefinesManifestKind => "defines a kind the stage uses".to_owned(),
+        _ => format!("{keep:?}"),
+    }
+}
