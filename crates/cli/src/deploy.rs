@@ -7,9 +7,12 @@ use anyhow::Context as _;
 use capstan_apply::{DeployRequest, Deployer, Deployment, Options, Plan};
 use clap::Args;
 
+use std::sync::Arc;
+
 use crate::cluster::{ClusterArgs, block_on};
 use crate::progress::Bar;
 use crate::show::{self, Output};
+use crate::sops_objects::SopsObjects;
 use crate::stage::{Loaded, StageArgs};
 use crate::{ExitCode, Failure};
 
@@ -117,6 +120,31 @@ pub(crate) struct PruneArgs {
     output: Output,
 }
 
+/// Options that decrypt the stage's SOPS-encrypted objects in memory; the returned handle
+/// names the objects whose MAC did not verify, for [`warn_unverified`].
+pub(crate) fn decrypting(mut options: Options, loaded: &Loaded) -> (Options, Arc<SopsObjects>) {
+    let label = loaded.manifest.label().cloned();
+    let secrets = Arc::new(SopsObjects::new(label, loaded.verify_sops_mac));
+    options.prepare = Some(secrets.clone());
+    (options, secrets)
+}
+
+/// Names the objects decrypted without a verified MAC: allowed by the stage, never silent.
+pub(crate) fn warn_unverified(secrets: &SopsObjects, what: &str) {
+    let names = secrets.unverified();
+    if !names.is_empty() {
+        let mut stderr = std::io::stderr();
+        let _ = writeln!(
+            stderr,
+            "warning: {what} has `sops: {{verifyMac: false}}`; the MAC of these objects did not \
+             verify, only each value's own authentication tag was checked:"
+        );
+        for name in names {
+            let _ = writeln!(stderr, "  {name}");
+        }
+    }
+}
+
 impl ApplyArgs {
     pub(crate) fn options(&self, loaded: Option<&Loaded>) -> Options {
         let mut options = Options::default();
@@ -135,7 +163,7 @@ impl ApplyArgs {
 pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load()?;
     let prune = (args.prune || loaded.prune) && !args.no_prune;
-    let mut options = args.apply.options(Some(&loaded));
+    let (mut options, secrets) = decrypting(args.apply.options(Some(&loaded)), &loaded);
     options.verify_new = args.dry_run;
     let request = DeployRequest::new(prune, args.dry_run, args.wait);
     let output = args.output;
@@ -146,6 +174,7 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
         let deployer = Deployer::new(cluster.client, options);
         let mut confirm = |plan: &Plan<'_>| {
             bar.finish();
+            warn_unverified(&secrets, &loaded.what);
             confirm(plan, &loaded.what, &cluster.context, args.yes, output)
         };
         let deployment = deployer
@@ -159,6 +188,9 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
         bar.finish();
         Ok(deployment?)
     })?;
+    if args.dry_run {
+        warn_unverified(&secrets, &loaded.what);
+    }
     finish(&deployment, output, args.dry_run, started)
 }
 
@@ -191,7 +223,7 @@ fn finish(
 /// `capstan diff`: exits 0 when nothing would change, 1 when something would.
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load()?;
-    let mut options = Options::default();
+    let (mut options, secrets) = decrypting(Options::default(), &loaded);
     options.verify_new = true;
     let bar = Bar::new();
     let plan = block_on(async {
@@ -203,6 +235,7 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
         bar.finish();
         Ok(plan?)
     })?;
+    warn_unverified(&secrets, &loaded.what);
     match args.output {
         Output::Json => show::plan_json(&plan)?,
         Output::Text => show::plan(&plan, true)?,
@@ -226,7 +259,7 @@ pub(crate) fn prune(args: &PruneArgs) -> Result<ExitCode, Failure> {
         }
         .into());
     }
-    let options = args.apply.options(Some(&loaded));
+    let (options, _) = decrypting(args.apply.options(Some(&loaded)), &loaded);
     let bar = Bar::new();
     let started = Instant::now();
     let output = args.output;

@@ -16,6 +16,7 @@ mod progress;
 mod render;
 mod secrets;
 mod show;
+mod sops_objects;
 mod stage;
 
 /// Day-2 GitOps operations on Kubernetes: deploy stages with discriminator-based pruning,

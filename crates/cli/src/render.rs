@@ -146,7 +146,7 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
     };
     let manifest = &loaded.manifest;
     let server = match args.server {
-        true => Some(check_on_server(&args.cluster, manifest)?),
+        true => Some(check_on_server(&args.cluster, &loaded)?),
         false => None,
     };
     let valid = server.as_ref().is_none_or(|s| s.problems.is_empty());
@@ -177,14 +177,17 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
 /// A plan with every object dry-run, new ones included.
 fn check_on_server(
     cluster: &crate::cluster::ClusterArgs,
-    manifest: &Manifest,
+    loaded: &crate::stage::Loaded,
 ) -> anyhow::Result<ServerReport> {
-    let mut options = capstan_apply::Options::default();
+    let manifest = &loaded.manifest;
+    let (mut options, secrets) =
+        crate::deploy::decrypting(capstan_apply::Options::default(), loaded);
     options.verify_new = true;
     crate::cluster::block_on(async {
         let cluster = cluster.connect(None).await?;
         let deployer = capstan_apply::Deployer::new(cluster.client, options);
         let plan = deployer.plan(manifest, false, &|_| {}).await?;
+        crate::deploy::warn_unverified(&secrets, &loaded.what);
         let objects = plan.objects();
         Ok(ServerReport {
             context: cluster.context,

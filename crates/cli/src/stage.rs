@@ -42,6 +42,8 @@ pub(crate) struct Loaded {
     pub(crate) prune: bool,
     /// The project folder, for the commit a deploy records.
     pub(crate) root: Option<PathBuf>,
+    /// Whether SOPS-encrypted objects must pass their MAC check.
+    pub(crate) verify_sops_mac: bool,
 }
 
 impl StageArgs {
@@ -78,6 +80,7 @@ impl StageArgs {
             context: stage.context().map(str::to_owned),
             prune: stage.prune(),
             root: project.file().parent().map(PathBuf::from),
+            verify_sops_mac: stage.verify_sops_mac(),
         })
     }
 
@@ -109,6 +112,7 @@ impl StageArgs {
             context: None,
             prune: false,
             root: None,
+            verify_sops_mac: true,
         })
     }
 }

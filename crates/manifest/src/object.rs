@@ -18,6 +18,7 @@ pub struct Object {
     phase: Phase,
     barrier_group: u32,
     json: Box<RawValue>,
+    label_added: bool,
 }
 
 impl Object {
@@ -45,6 +46,13 @@ impl Object {
     /// The object as compact JSON, with the discriminator label when one was given.
     pub fn json(&self) -> &str {
         self.json.get()
+    }
+
+    /// Whether loading added the discriminator label (the source did not carry it). A
+    /// SOPS-encrypted object's MAC covers the source, so decrypting it means taking the label
+    /// out again first.
+    pub fn label_added(&self) -> bool {
+        self.label_added
     }
 
     /// The object as a tree of values.
@@ -195,10 +203,12 @@ impl Convert<'_> {
         let defines = (id.group() == "apiextensions.k8s.io" && kind == "CustomResourceDefinition")
             .then(|| defined_kind(&object))
             .flatten();
-        if let Some(label) = self.label
-            && let Err(message) = apply_label(&mut object, label)
-        {
-            problems.push(problem(ProblemKind::DiscriminatorConflict, message));
+        let mut label_added = false;
+        if let Some(label) = self.label {
+            match apply_label(&mut object, label) {
+                Ok(added) => label_added = added,
+                Err(message) => problems.push(problem(ProblemKind::DiscriminatorConflict, message)),
+            }
         }
         if !problems.is_empty() {
             return Converted::Problems(problems.into_iter().map(|p| p.about(&id)).collect());
@@ -212,6 +222,7 @@ impl Convert<'_> {
             phase,
             barrier_group: self.barrier_group,
             json,
+            label_added,
         };
         Converted::Object {
             object: Box::new(object),
@@ -284,7 +295,8 @@ fn defined_kind(object: &Map<String, Value>) -> Option<(String, String)> {
     Some((group.to_owned(), kind.to_owned()))
 }
 
-fn apply_label(object: &mut Map<String, Value>, label: &Label) -> Result<(), String> {
+/// Labels the object; `Ok(true)` when the label was not there before.
+fn apply_label(object: &mut Map<String, Value>, label: &Label) -> Result<bool, String> {
     let metadata = object
         .entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()));
@@ -298,7 +310,7 @@ fn apply_label(object: &mut Map<String, Value>, label: &Label) -> Result<(), Str
         *labels = Value::Object(Map::new());
     }
     let Some(labels) = labels.as_object_mut() else {
-        return Ok(()); // already reported by label_problems
+        return Ok(false); // already reported by label_problems
     };
     match labels.get(label.key()) {
         Some(Value::String(existing)) if existing != label.value() => Err(format!(
@@ -307,12 +319,11 @@ fn apply_label(object: &mut Map<String, Value>, label: &Label) -> Result<(), Str
             label.key(),
             label.value()
         )),
-        _ => {
-            labels.insert(
+        _ => Ok(labels
+            .insert(
                 label.key().to_owned(),
                 Value::String(label.value().to_owned()),
-            );
-            Ok(())
-        }
+            )
+            .is_none()),
     }
 }

@@ -42,6 +42,7 @@ pub struct Stage {
     source: StageSource,
     prune: bool,
     context: Option<String>,
+    verify_sops_mac: bool,
 }
 
 /// Where a stage's manifests come from.
@@ -77,6 +78,28 @@ struct StageFile {
     #[serde(default)]
     prune: bool,
     context: Option<String>,
+    #[serde(default)]
+    sops: SopsFile,
+}
+
+/// `sops:` of a stage.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SopsFile {
+    /// Renderers that re-serialise objects (sorting keys, reordering named lists) break the
+    /// whole-object MAC while each value's own tag still holds.
+    #[serde(default = "yes")]
+    verify_mac: bool,
+}
+
+impl Default for SopsFile {
+    fn default() -> Self {
+        Self { verify_mac: true }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -189,6 +212,7 @@ impl Project {
                 source,
                 prune: stage.prune,
                 context: stage.context,
+                verify_sops_mac: stage.sops.verify_mac,
             });
         }
         Ok(Self {
@@ -255,6 +279,12 @@ impl Stage {
     /// Whether deploying the stage prunes its orphans unless told otherwise.
     pub fn prune(&self) -> bool {
         self.prune
+    }
+
+    /// Whether the MAC of SOPS-encrypted objects must verify (`sops: {verifyMac: false}` turns
+    /// it off for renderers that re-serialise objects; each value's own tag is still checked).
+    pub fn verify_sops_mac(&self) -> bool {
+        self.verify_sops_mac
     }
 
     /// The kube context the stage deploys to, if it names one.

@@ -263,6 +263,18 @@ fn kluctl_labels_can_be_taken_over() {
     let body = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n  labels: {kluctl.io/discriminator: full}\n";
     let manifest = load(&[text("stage.yaml", body)], &LoadOptions::with_label(label)).unwrap();
     assert_eq!(manifest.len(), 1);
+    assert!(
+        !manifest.objects()[0].label_added(),
+        "the source carried it already"
+    );
+}
+
+#[test]
+fn objects_record_whether_loading_added_the_label() {
+    let label = Label::new("capstan.io/discriminator", "s").unwrap();
+    let body = "apiVersion: v1\nkind: Namespace\nmetadata: {name: demo}\n";
+    let manifest = load(&[text("stage.yaml", body)], &LoadOptions::with_label(label)).unwrap();
+    assert!(manifest.objects()[0].label_added());
 }
 
 #[test]
