@@ -235,9 +235,9 @@ fn a_missing_program_is_named() {
 fn sops_mac_checks_are_on_unless_a_stage_turns_them_off() {
     let dir = tempfile::tempdir().unwrap();
     let text = "name: p\nstages:\n  strict:\n    manifests: a\n  rendered:\n    manifests: a\n    sops: {verifyMac: false}\n";
-    let project = project(dir.path(), text).unwrap();
-    assert!(project.stage("strict").unwrap().verify_sops_mac());
-    assert!(!project.stage("rendered").unwrap().verify_sops_mac());
+    let opened = project(dir.path(), text).unwrap();
+    assert!(opened.stage("strict").unwrap().verify_sops_mac());
+    assert!(!opened.stage("rendered").unwrap().verify_sops_mac());
     let typo = "name: p\nstages:\n  s:\n    manifests: a\n    sops: {verifyMAC: false}\n";
     assert!(
         project(dir.path(), typo).is_err(),
