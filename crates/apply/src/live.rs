@@ -16,6 +16,9 @@ use crate::plan::{Check, Planned, type_key};
 /// one list instead of a read each.
 const LIST_THRESHOLD: usize = 8;
 
+/// A type whose objects span more namespaces than this is listed across the cluster at once.
+const NAMESPACE_LISTS: usize = 8;
+
 impl Deployer {
     /// Objects in a namespace that does not exist: planned after the run creates it, or an
     /// error when the manifests do not create it.
@@ -77,22 +80,38 @@ impl Deployer {
             return Ok(HashMap::new());
         };
         let selector = label.selector();
-        let mut types: Vec<&Resource> = items.iter().filter_map(|i| i.resource.as_ref()).collect();
-        types.sort_by(|a, b| (&a.api.group, &a.api.plural).cmp(&(&b.api.group, &b.api.plural)));
-        types.dedup_by(|a, b| (&a.api.group, &a.api.plural) == (&b.api.group, &b.api.plural));
-        let lists: Vec<Result<(String, Vec<MetaItem>)>> = stream::iter(types)
-            .map(|resource| {
+        // A list reads every object of its range from etcd before the label selector applies,
+        // so a stage's few namespaces are listed one by one rather than the whole cluster.
+        let mut scopes: HashMap<String, (&Resource, HashSet<Option<&str>>)> = HashMap::new();
+        for item in items {
+            if let Some(resource) = &item.resource {
+                let scope = scopes
+                    .entry(type_key(resource))
+                    .or_insert_with(|| (resource, HashSet::new()));
+                scope.1.insert(item.namespace.as_deref());
+            }
+        }
+        let mut requests: Vec<(String, &Resource, Option<&str>)> = Vec::new();
+        for (key, (resource, namespaces)) in scopes {
+            if namespaces.len() > NAMESPACE_LISTS || namespaces.contains(&None) {
+                requests.push((key, resource, None));
+            } else {
+                requests.extend(namespaces.into_iter().map(|ns| (key.clone(), resource, ns)));
+            }
+        }
+        let lists: Vec<Result<(String, Vec<MetaItem>)>> = stream::iter(requests)
+            .map(|(key, resource, namespace)| {
                 let selector = &selector;
                 async move {
                     let items = self
                         .api
-                        .list_metadata(&resource.api, None, Some(selector))
+                        .list_metadata(&resource.api, namespace, Some(selector))
                         .await
                         .map_err(|source| Error::List {
                             resource: resource.describe(),
                             source,
                         })?;
-                    Ok((type_key(resource), items))
+                    Ok((key, items))
                 }
             })
             .buffer_unordered(self.options.concurrency.max(1))

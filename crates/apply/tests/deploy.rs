@@ -269,3 +269,62 @@ async fn secret_values_never_appear_in_diffs_or_debug_output() {
         "{diff}"
     );
 }
+
+#[tokio::test]
+async fn wait_reports_readiness_and_gives_up_at_the_timeout() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("wait").await.unwrap();
+    let gadget = |name: &str, ready: &str| {
+        format!(
+            "---\napiVersion: wait.capstan.test/v1\nkind: Gadget\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+             status: {{conditions: [{{type: Ready, status: \"{ready}\", message: warming up}}]}}\n"
+        )
+    };
+    let crd = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.wait.capstan.test}
+spec:
+  group: wait.capstan.test
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+"#;
+    let stage = manifest(
+        "wait",
+        &format!(
+            "{crd}{}{}",
+            gadget("ready", "True"),
+            gadget("slow", "False")
+        ),
+    );
+    let mut options = Options::default();
+    options.timeout = std::time::Duration::from_secs(2);
+    let done = deploy(
+        plane,
+        options,
+        &stage,
+        DeployRequest::new(false, false, true),
+    )
+    .await
+    .unwrap();
+    let health = |name: &str| {
+        done.health
+            .iter()
+            .find(|s| s.id.name() == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        health("gadgets.wait.capstan.test").health,
+        capstan_apply::Health::Ready
+    );
+    assert_eq!(health("ready").health, capstan_apply::Health::Ready);
+    let slow = health("slow");
+    assert_eq!(slow.health, capstan_apply::Health::Progressing);
+    assert_eq!(slow.message.as_deref(), Some("warming up"));
+    assert!(
+        !done.succeeded(),
+        "an object that never got ready fails the deploy"
+    );
+}

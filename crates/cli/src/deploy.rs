@@ -97,27 +97,27 @@ pub(crate) struct DiffArgs {
     output: Output,
 }
 
-/// `capstan prune`.
+/// `capstan prune` and `capstan delete`.
 #[derive(Debug, Args)]
-pub(crate) struct PruneArgs {
+pub(crate) struct RemoveArgs {
     #[command(flatten)]
-    stage: StageArgs,
+    pub(crate) stage: StageArgs,
     #[command(flatten)]
-    cluster: ClusterArgs,
+    pub(crate) cluster: ClusterArgs,
     #[command(flatten)]
-    apply: ApplyArgs,
+    pub(crate) apply: ApplyArgs,
 
     /// Change nothing: show what would be deleted
     #[arg(long)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
 
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
-    yes: bool,
+    pub(crate) yes: bool,
 
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value = "text")]
-    output: Output,
+    pub(crate) output: Output,
 }
 
 /// Options that decrypt the stage's SOPS-encrypted objects in memory; the returned handle
@@ -248,7 +248,7 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
 }
 
 /// `capstan prune`: deletes the orphans of a stage without applying anything.
-pub(crate) fn prune(args: &PruneArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load()?;
     let label = loaded.manifest.label().context(
         "refusing to prune without a discriminator label (pass --discriminator with -f)",

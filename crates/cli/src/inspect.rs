@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::cluster::{ClusterArgs, block_on};
-use crate::deploy::{ApplyArgs, ask};
+use crate::deploy::{RemoveArgs, ask};
 use crate::progress::Bar;
 use crate::show::{Output, print_json};
 use crate::stage::StageArgs;
@@ -22,29 +22,6 @@ pub(crate) struct InspectArgs {
     stage: StageArgs,
     #[command(flatten)]
     cluster: ClusterArgs,
-
-    /// Output format
-    #[arg(long, short = 'o', value_enum, default_value = "text")]
-    output: Output,
-}
-
-/// `capstan delete`.
-#[derive(Debug, Args)]
-pub(crate) struct DeleteArgs {
-    #[command(flatten)]
-    stage: StageArgs,
-    #[command(flatten)]
-    cluster: ClusterArgs,
-    #[command(flatten)]
-    apply: ApplyArgs,
-
-    /// Change nothing: show what would be deleted
-    #[arg(long)]
-    dry_run: bool,
-
-    /// Do not ask for confirmation
-    #[arg(long, short = 'y')]
-    yes: bool,
 
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value = "text")]
@@ -137,7 +114,7 @@ pub(crate) fn status(args: &InspectArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Deletes everything carrying the discriminator, behind the prune guards.
-pub(crate) fn delete(args: &DeleteArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn delete(args: &RemoveArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load()?;
     let label = loaded
         .manifest

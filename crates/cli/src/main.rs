@@ -45,9 +45,9 @@ enum Command {
     /// Show what a deploy would change; exits 1 when something would
     Diff(deploy::DiffArgs),
     /// Delete objects carrying the stage's discriminator that the stage no longer holds
-    Prune(deploy::PruneArgs),
+    Prune(deploy::RemoveArgs),
     /// Delete everything carrying the stage's discriminator
-    Delete(inspect::DeleteArgs),
+    Delete(deploy::RemoveArgs),
     /// List live objects carrying the stage's discriminator
     List(inspect::InspectArgs),
     /// Show the health of every object of the stage; exits 1 when any is not ready
