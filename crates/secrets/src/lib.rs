@@ -60,8 +60,9 @@
 //! rotates the data key when a recipient is removed, and keeps its data-key type private. So
 //! this crate implements the format on the primitives directly: `aes-gcm` with sops's
 //! 32-byte nonces, `sha2`, `age` for the key envelopes, and `saphyr-parser` for YAML events
-//! (from which comments and go-yaml's scalar typing are recovered). The `rops` command-line
-//! tool is still used to cross-check interoperability and speed (`benches/compare-rops.sh`).
+//! (from which comments and go-yaml's scalar typing are recovered). `rops` still serves as
+//! the second implementation: the `rops_interop` test has each open the other's files, and the
+//! `rops` command-line tool is the speed peer (`benches/compare-rops.sh`).
 
 mod check;
 mod cipher;
