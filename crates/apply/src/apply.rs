@@ -230,11 +230,7 @@ impl Deployer {
                 let id = item.id();
                 match catalog.resolve(id.group(), id.version(), id.kind()) {
                     Some(resource) => {
-                        if resource.namespaced {
-                            let default = self.api.client().default_namespace();
-                            item.namespace = Some(id.namespace().unwrap_or(default).to_owned());
-                        }
-                        item.resource = Some(resource.clone());
+                        item.place(resource, self.api.client().default_namespace());
                     }
                     None => missing = true,
                 }

@@ -274,15 +274,7 @@ impl Deployer {
             }
         }
         match catalog.resolve(id.group(), id.version(), id.kind()) {
-            Some(resource) => {
-                if resource.namespaced {
-                    let namespace = id
-                        .namespace()
-                        .unwrap_or_else(|| self.api.client().default_namespace());
-                    item.namespace = Some(namespace.to_owned());
-                }
-                item.resource = Some(resource.clone());
-            }
+            Some(resource) => item.place(resource, self.api.client().default_namespace()),
             // Applied once the CRD earlier in the run is Established.
             None if defined.contains(&(id.group().to_owned(), id.kind().to_owned())) => {
                 item.pend();
@@ -427,6 +419,19 @@ impl Planned<'_> {
             body: self.body.clone(),
             masked: self.masked.clone(),
         }
+    }
+
+    /// Addresses the object through its resource type: namespaced objects without a namespace
+    /// go to the client's default one, and a namespace on a cluster-scoped object is dropped
+    /// from the body, as kubectl does, since the server has nowhere to put it.
+    pub(crate) fn place(&mut self, resource: &Resource, default_namespace: &str) {
+        if resource.namespaced {
+            let namespace = self.object.id().namespace().unwrap_or(default_namespace);
+            self.namespace = Some(namespace.to_owned());
+        } else if let Some(Value::Object(metadata)) = self.body.get_mut("metadata") {
+            metadata.remove("namespace");
+        }
+        self.resource = Some(resource.clone());
     }
 
     /// The object's CRD or namespace is created by this run: the object is new, and is applied

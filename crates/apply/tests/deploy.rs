@@ -167,6 +167,11 @@ apiVersion: v1
 kind: Namespace
 metadata: {name: widgets}
 ---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: widget-reader, namespace: widgets}
+rules: [{apiGroups: [crd.capstan.test], resources: [widgets], verbs: [get]}]
+---
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: widgets.crd.capstan.test}
@@ -186,7 +191,15 @@ spec:
         .unwrap();
     assert!(done.succeeded(), "{:?}", done.outcomes);
     let order: Vec<&str> = done.outcomes.iter().map(|o| o.id.kind()).collect();
-    assert_eq!(order, ["CustomResourceDefinition", "Namespace", "Widget"]);
+    assert_eq!(
+        order,
+        [
+            "CustomResourceDefinition",
+            "Namespace",
+            "ClusterRole",
+            "Widget"
+        ]
+    );
     assert_eq!(
         kubectl(
             plane,
@@ -205,7 +218,11 @@ spec:
     let again = deploy(plane, Options::default(), &stage, apply_only())
         .await
         .unwrap();
-    assert_eq!(again.plan.count(Action::Unchanged), 3);
+    assert_eq!(
+        again.plan.count(Action::Unchanged),
+        4,
+        "a namespace on a cluster-scoped object is ignored"
+    );
 }
 
 #[tokio::test]
