@@ -265,3 +265,28 @@ async fn a_server_lost_mid_deploy_fails_cleanly_prunes_nothing_and_the_next_run_
     );
     assert!(!exists(&plane, "cm", &ns, "orphan") && exists(&plane, "cm", &ns, "cm-399"));
 }
+
+#[tokio::test]
+async fn a_namespace_that_still_holds_stage_objects_is_never_pruned() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let namespace = "prune-holder";
+    let objects = config_maps(namespace, 1, "v");
+    let with_namespace =
+        format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n{objects}");
+    deploy(
+        plane,
+        Options::default(),
+        &manifest("holder", &with_namespace),
+        apply_only(),
+    )
+    .await
+    .unwrap();
+    let without = manifest("holder", &objects);
+    let done = deploy(plane, Options::default(), &without, with_prune())
+        .await
+        .unwrap();
+    let orphan = &done.plan.orphans().unwrap()[0];
+    assert_eq!(orphan.id.kind(), "Namespace");
+    assert_eq!(orphan.keep, Some(Keep::HoldsManifestObjects));
+    assert!(exists(plane, "cm", namespace, "cm-0"));
+}

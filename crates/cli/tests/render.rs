@@ -206,3 +206,59 @@ async fn the_rendered_example_passes_a_server_side_dry_run() {
         text(&dry_run.stdout)
     );
 }
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// `validate --server` catches what only the server knows (an enum of a core field here), and
+/// names the object with the server's message.
+#[tokio::test]
+async fn validate_on_a_server_reports_schema_errors_offline_checks_cannot_see() {
+    let plane = ControlPlane::shared().await.expect("control plane");
+    let validate = |project: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_capstan"))
+            .args(["validate", "--server", "--stage", "full", "--project"])
+            .arg(project)
+            .env("KUBECONFIG", plane.kubeconfig())
+            .output()
+            .unwrap()
+    };
+    let good = validate(&example());
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "{}{}",
+        text(&good.stdout),
+        text(&good.stderr)
+    );
+    assert!(
+        text(&good.stdout).contains("0 problems"),
+        "{}",
+        text(&good.stdout)
+    );
+
+    let dir = tempfile::TempDir::new().unwrap();
+    copy_tree(&example(), dir.path());
+    let web = dir.path().join("apps/web.yaml");
+    let broken = std::fs::read_to_string(&web)
+        .unwrap()
+        .replace("protocol: TCP", "protocol: TCPX");
+    std::fs::write(&web, broken).unwrap();
+    let bad = validate(dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+    let report = text(&bad.stdout);
+    assert!(
+        report.contains("apps/Deployment shop/web") && report.contains("\"TCPX\""),
+        "{report}"
+    );
+}
