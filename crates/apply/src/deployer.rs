@@ -130,7 +130,8 @@ impl Deployer {
     ///
     /// # Errors
     ///
-    /// [`Error::ApplyFailed`] when any outcome failed, [`Error::EmptyManifest`] for an empty
+    /// [`Error::ApplyFailed`] when any outcome failed, [`Error::Unplannable`] when the plan has
+    /// object errors, [`Error::EmptyManifest`] for an empty
     /// manifest set without [`Options::allow_empty`], [`Error::NoDiscriminator`] when the plan
     /// was made without prune or a label. Nothing is deleted then.
     pub async fn prune(
@@ -142,6 +143,11 @@ impl Deployer {
         let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
         if failed > 0 {
             return Err(Error::ApplyFailed { failed });
+        }
+        // Objects that cannot be applied may mean a broken render: never prune on one.
+        let count = plan.errors().count();
+        if count > 0 {
+            return Err(Error::Unplannable { count });
         }
         let orphans = plan
             .orphans

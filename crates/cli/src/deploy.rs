@@ -259,7 +259,8 @@ pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
         }
         .into());
     }
-    let (options, _) = decrypting(args.apply.options(Some(&loaded)), &loaded);
+    // Pruning needs the objects' identities, not their bodies: no key is needed to prune.
+    let options = args.apply.options(Some(&loaded));
     let bar = Bar::new();
     let started = Instant::now();
     let output = args.output;
@@ -286,7 +287,10 @@ pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
             if output == Output::Text {
                 show::orphans(deployment.plan.orphans().unwrap_or_default())?;
             }
+            // With objects that cannot be applied, `prune` refuses anyway: nothing to ask.
+            let refused = deployment.plan.errors().next().is_some();
             if !args.yes
+                && !refused
                 && !ask(&format!(
                     "Delete these objects from context {:?}?",
                     cluster.context
