@@ -290,3 +290,37 @@ async fn a_namespace_that_still_holds_stage_objects_is_never_pruned() {
     assert_eq!(orphan.keep, Some(Keep::HoldsManifestObjects));
     assert!(exists(plane, "cm", namespace, "cm-0"));
 }
+
+#[tokio::test]
+async fn a_plan_with_objects_that_cannot_be_applied_never_prunes() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("unplannable").await.unwrap();
+    let stage = manifest("unplannable", &config_maps(&ns, 2, "v"));
+    deploy(plane, Options::default(), &stage, apply_only())
+        .await
+        .unwrap();
+    // cm-1 is dropped, and the render now holds an object in a namespace nobody creates.
+    let broken = manifest(
+        "unplannable",
+        &format!(
+            "{}{}",
+            config_maps(&ns, 1, "v"),
+            config_maps("no-such-namespace", 1, "v")
+        ),
+    );
+    let deployer = capstan_apply::Deployer::new(
+        plane.client(capstan_testenv::User::Admin).unwrap(),
+        Options::default(),
+    );
+    let plan = deployer.plan(&broken, true, &|_| {}).await.unwrap();
+    assert!(matches!(
+        plan.errors().next(),
+        Some(Error::MissingNamespace { .. })
+    ));
+    let refused = deployer.prune(&plan, &[], &|_| {}).await;
+    assert!(
+        matches!(refused, Err(Error::Unplannable { count: 1 })),
+        "{refused:?}"
+    );
+    assert!(exists(plane, "cm", &ns, "cm-1"));
+}
