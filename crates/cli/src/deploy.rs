@@ -191,7 +191,9 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
     if args.dry_run {
         warn_unverified(&secrets, &loaded.what);
     }
-    finish(&deployment, output, args.dry_run, started)
+    let plan = |plan: &Plan<'_>| show::plan(plan, true);
+    let preview = args.dry_run.then_some(&plan as Preview<'_>);
+    finish(&deployment, output, args.dry_run, started, preview)
 }
 
 /// Shows the plan and asks; refuses without a terminal unless `--yes`.
@@ -202,16 +204,22 @@ fn confirm(plan: &Plan<'_>, what: &str, context: &str, yes: bool, output: Output
     yes || ask(&format!("Apply {what} to context {context:?}?"))
 }
 
+/// Shows a plan before anything happened (a dry run, a prune with nothing to delete).
+type Preview<'a> = &'a dyn Fn(&Plan<'_>) -> std::io::Result<()>;
+
+/// Prints the result: as JSON, as a `preview` of the plan when nothing was meant to change,
+/// or as a summary; the exit code says whether everything succeeded.
 fn finish(
     deployment: &Deployment<'_>,
     output: Output,
     dry_run: bool,
     started: Instant,
+    preview: Option<Preview<'_>>,
 ) -> Result<ExitCode, Failure> {
-    match output {
-        Output::Json => show::deployment_json(deployment, dry_run)?,
-        Output::Text if dry_run => show::plan(&deployment.plan, true)?,
-        Output::Text => show::summary(deployment, started.elapsed())?,
+    match (output, preview) {
+        (Output::Json, _) => show::deployment_json(deployment, dry_run)?,
+        (Output::Text, Some(preview)) => preview(&deployment.plan)?,
+        (Output::Text, None) => show::summary(deployment, started.elapsed())?,
     }
     Ok(if deployment.succeeded() {
         ExitCode::Success
@@ -304,27 +312,12 @@ pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
         deployment.requests = deployer.requests();
         Ok(deployment)
     })?;
-    finish_prune(&deployment, output, args.dry_run, started)
-}
-
-fn finish_prune(
-    deployment: &Deployment<'_>,
-    output: Output,
-    dry_run: bool,
-    started: Instant,
-) -> Result<ExitCode, Failure> {
-    match output {
-        Output::Json => show::deployment_json(deployment, dry_run)?,
-        Output::Text if deployment.prune.is_none() => {
-            show::orphans(deployment.plan.orphans().unwrap_or_default())?
-        }
-        Output::Text => show::summary(deployment, started.elapsed())?,
-    }
-    Ok(if deployment.succeeded() {
-        ExitCode::Success
-    } else {
-        ExitCode::Failure
-    })
+    let orphans = |plan: &Plan<'_>| show::orphans(plan.orphans().unwrap_or_default());
+    let preview = deployment
+        .prune
+        .is_none()
+        .then_some(&orphans as Preview<'_>);
+    finish(&deployment, output, args.dry_run, started, preview)
 }
 
 /// Asks a yes/no question on the terminal; `false` without one.

@@ -105,6 +105,20 @@ async fn deploy_diff_list_status_prune_and_delete_with_their_exit_codes() {
         [objects[0], objects[2]].join("---\n"),
     )
     .unwrap();
+    let preview = run(with("prune", &["--dry-run"]));
+    assert_eq!(preview.status.code(), Some(0), "{}", text(&preview.stderr));
+    assert!(
+        text(&preview.stdout).contains(&format!("- ConfigMap {ns}/two prune")),
+        "{}",
+        text(&preview.stdout)
+    );
+    let dry = run(with("deploy", &["--dry-run", "--prune"]));
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry.stderr));
+    assert!(
+        text(&dry.stdout).contains("0 to create, 0 to update, 2 unchanged, 1 to prune"),
+        "{}",
+        text(&dry.stdout)
+    );
     let pruned = run(with("prune", &["--yes"]));
     assert_eq!(
         pruned.status.code(),
