@@ -201,7 +201,8 @@ impl Deployer {
                 Some(live) => {
                     item.uid = live.metadata.uid.clone();
                     let hash = hash_of(item);
-                    if proves_unchanged(&live.metadata, &hash, &self.options.field_manager) {
+                    let manager = &self.options.field_manager;
+                    if proves_unchanged(&live.metadata, &item.body, &hash, manager) {
                         item.action = Action::Unchanged;
                     } else {
                         unsettled.push((index, Check::Exists));

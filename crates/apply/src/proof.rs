@@ -7,8 +7,10 @@
 //! object since capstan did. The second half is read from `managedFields`: every manager's entry
 //! carries the time of its last change, so any other manager's entry at or after capstan's own
 //! (timestamps have one-second resolution, hence "at") means somebody else may have changed it.
-//! Status-only writes by controllers do not count: status is never compared. When the proof
-//! fails the planner falls back to a server-side dry run.
+//! Status-only writes by controllers do not count: status is never compared. A write that only
+//! *removes* fields leaves no newer entry at all, though: the fields just vanish from capstan's
+//! entry. So capstan's entry must still own every field of the body it would send. When the
+//! proof fails the planner falls back to a server-side dry run.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
 use serde_json::Value;
@@ -28,9 +30,14 @@ pub(crate) fn content_hash(manifest_json: &str, field_manager: &str) -> String {
     format!("v1.{hex}")
 }
 
-/// Whether the live object's metadata proves that applying the manifest hashed to `hash` would
-/// change nothing.
-pub(crate) fn proves_unchanged(live: &ObjectMeta, hash: &str, field_manager: &str) -> bool {
+/// Whether the live object's metadata proves that applying `body`, whose manifest hashed to
+/// `hash`, would change nothing.
+pub(crate) fn proves_unchanged(
+    live: &ObjectMeta,
+    body: &Value,
+    hash: &str,
+    field_manager: &str,
+) -> bool {
     if live.deletion_timestamp.is_some() {
         return false;
     }
@@ -48,10 +55,94 @@ pub(crate) fn proves_unchanged(live: &ObjectMeta, hash: &str, field_manager: &st
     let Some(applied) = &ours.time else {
         return false;
     };
+    let owned = ours.fields_v1.as_ref().map(|fields| &fields.0);
+    if !owned.is_some_and(|owned| owns_body(owned, body)) {
+        return false;
+    }
     entries
         .iter()
         .filter(|e| !is_ours(e, field_manager) && !touches_only_status(e))
         .all(|e| e.time.as_ref().is_some_and(|time| time < applied))
+}
+
+/// Whether `owned` (a `fieldsV1` set) holds every field of the body; identity fields
+/// (`apiVersion`, `kind`, `metadata.name`, `metadata.namespace`) are never listed there.
+fn owns_body(owned: &Value, body: &Value) -> bool {
+    let (Value::Object(owned), Value::Object(body)) = (owned, body) else {
+        return false;
+    };
+    body.iter().all(|(key, value)| match key.as_str() {
+        "apiVersion" | "kind" => true,
+        "metadata" => {
+            let mut metadata = value.clone();
+            if let Value::Object(fields) = &mut metadata {
+                fields.remove("name");
+                fields.remove("namespace");
+            }
+            owns_field(owned, key, &metadata)
+        }
+        _ => owns_field(owned, key, value),
+    })
+}
+
+fn owns_field(owned: &serde_json::Map<String, Value>, key: &str, value: &Value) -> bool {
+    if value.is_null()
+        || value
+            .as_object()
+            .is_some_and(|map| map.is_empty() && key == "metadata")
+    {
+        return true;
+    }
+    let Some(node) = owned.get(&format!("f:{key}")) else {
+        return false;
+    };
+    match value {
+        Value::Object(map) if !map.is_empty() => owns_body_fields(node, map),
+        Value::Array(items) => owns_list(node, items),
+        _ => true,
+    }
+}
+
+fn owns_body_fields(node: &Value, map: &serde_json::Map<String, Value>) -> bool {
+    match node {
+        Value::Object(owned) => map.iter().all(|(key, value)| owns_field(owned, key, value)),
+        _ => false,
+    }
+}
+
+/// A list is owned as a whole (atomic: no children), or item by item: by key (`k:{...}`),
+/// value (`v:...`) or index (`i:N`); every item of the body must still be there.
+fn owns_list(node: &Value, items: &[Value]) -> bool {
+    let Value::Object(children) = node else {
+        return false;
+    };
+    let members: Vec<(&String, &Value)> = children.iter().filter(|(key, _)| *key != ".").collect();
+    if members.is_empty() {
+        return true;
+    }
+    if members.len() != items.len() {
+        return false;
+    }
+    members.iter().all(|(key, fields)| {
+        let item = if let Some(keys) = key.strip_prefix("k:") {
+            let Ok(Value::Object(keys)) = serde_json::from_str::<Value>(keys) else {
+                return false;
+            };
+            items
+                .iter()
+                .find(|item| keys.iter().all(|(k, v)| item.get(k) == Some(v)))
+        } else if let Some(index) = key.strip_prefix("i:") {
+            index.parse::<usize>().ok().and_then(|i| items.get(i))
+        } else {
+            // `v:` members of a set of scalars: the count above is all that can be checked.
+            return key.starts_with("v:");
+        };
+        match item {
+            Some(Value::Object(map)) => owns_body_fields(fields, map),
+            Some(_) => true,
+            None => false,
+        }
+    })
 }
 
 fn is_ours(entry: &ManagedFieldsEntry, field_manager: &str) -> bool {
@@ -100,6 +191,11 @@ mod tests {
         }
     }
 
+    fn body() -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "n"},
+            "data": {"k": "v"}})
+    }
+
     fn live(hash: &str, entries: Vec<ManagedFieldsEntry>) -> ObjectMeta {
         ObjectMeta {
             annotations: Some([("capstan.io/content-hash".to_owned(), hash.to_owned())].into()),
@@ -115,7 +211,7 @@ mod tests {
             &hash,
             vec![
                 entry("kubectl", "Update", 100, json!({"f:data": {}})),
-                entry("capstan", "Apply", 200, json!({"f:data": {}})),
+                entry("capstan", "Apply", 200, json!({"f:data": {"f:k": {}}})),
                 entry(
                     "kube-controller-manager",
                     "Update",
@@ -124,7 +220,7 @@ mod tests {
                 ),
             ],
         );
-        assert!(proves_unchanged(&meta, &hash, "capstan"));
+        assert!(proves_unchanged(&meta, &body(), &hash, "capstan"));
     }
 
     #[test]
@@ -138,7 +234,10 @@ mod tests {
                     entry("kubectl-edit", "Update", second, json!({"f:data": {}})),
                 ],
             );
-            assert!(!proves_unchanged(&meta, &hash, "capstan"), "{second}");
+            assert!(
+                !proves_unchanged(&meta, &body(), &hash, "capstan"),
+                "{second}"
+            );
         }
     }
 
@@ -147,13 +246,40 @@ mod tests {
         let hash = content_hash("{}", "capstan");
         let other = content_hash("{\"a\":1}", "capstan");
         let meta = live(&other, vec![entry("capstan", "Apply", 200, json!({}))]);
-        assert!(!proves_unchanged(&meta, &hash, "capstan"));
+        assert!(!proves_unchanged(&meta, &body(), &hash, "capstan"));
         let meta = live(&hash, vec![entry("capstan", "Update", 200, json!({}))]);
-        assert!(!proves_unchanged(&meta, &hash, "capstan"));
+        assert!(!proves_unchanged(&meta, &body(), &hash, "capstan"));
     }
 
     #[test]
     fn the_hash_depends_on_the_field_manager() {
         assert_ne!(content_hash("{}", "capstan"), content_hash("{}", "other"));
+    }
+
+    #[test]
+    fn a_field_gone_from_capstans_entry_defeats_the_proof() {
+        let hash = content_hash("{}", "capstan");
+        let meta = live(
+            &hash,
+            vec![entry("capstan", "Apply", 200, json!({"f:data": {}}))],
+        );
+        assert!(!proves_unchanged(&meta, &body(), &hash, "capstan"));
+    }
+
+    #[test]
+    fn list_items_are_matched_by_key_and_counted() {
+        let body = json!({"spec": {"ports": [{"port": 80, "protocol": "TCP"}, {"port": 443, "protocol": "TCP"}],
+            "args": ["-v"]}});
+        let both = json!({"f:spec": {"f:args": {}, "f:ports": {
+            ".": {},
+            "k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:port": {}, "f:protocol": {}},
+            "k:{\"port\":443,\"protocol\":\"TCP\"}": {".": {}, "f:port": {}, "f:protocol": {}}}}});
+        assert!(super::owns_body(&both, &body));
+        let one = json!({"f:spec": {"f:args": {}, "f:ports": {
+            "k:{\"port\":80,\"protocol\":\"TCP\"}": {"f:port": {}, "f:protocol": {}}}}});
+        assert!(
+            !super::owns_body(&one, &body),
+            "an item removed by someone else"
+        );
     }
 }
