@@ -34,7 +34,6 @@ pub enum Health {
 #[derive(Clone, Debug, Serialize)]
 pub struct ObjectStatus {
     /// The object.
-    #[serde(serialize_with = "crate::report::id")]
     pub id: ObjectId,
     /// How it is doing.
     pub health: Health,

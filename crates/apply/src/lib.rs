@@ -73,7 +73,6 @@ mod options;
 mod plan;
 mod proof;
 mod prune;
-mod report;
 
 pub use crate::{
     apply::Outcome,

@@ -21,7 +21,6 @@ pub const SKIP_DELETE_ANNOTATION: &str = "capstan.io/skip-delete";
 #[derive(Clone, Debug, Serialize)]
 pub struct Owned {
     /// The object.
-    #[serde(serialize_with = "crate::report::id")]
     pub id: ObjectId,
     /// Its UID.
     pub uid: String,

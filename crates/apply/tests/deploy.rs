@@ -6,7 +6,10 @@ use std::sync::atomic::Ordering;
 
 use capstan_apply::{Action, DeployRequest, Deployer, Options};
 use capstan_testenv::{ControlPlane, User};
-use common::{apply_only, config_maps, counting_client, deploy, exists, kubectl, manifest};
+use common::{
+    apply_only, config_maps, counting_client, data_key, deploy, deployed, edit_after_capstan,
+    exists, kubectl, manifest,
+};
 
 #[tokio::test]
 async fn unchanged_redeploy_sends_zero_writes_and_changes_are_updates() {
@@ -57,26 +60,14 @@ async fn unchanged_redeploy_sends_zero_writes_and_changes_are_updates() {
         diff.contains("-  key: one") && diff.contains("+  key: two"),
         "{diff}"
     );
-    assert_eq!(
-        kubectl(
-            plane,
-            &["get", "cm", "-n", &ns, "cm-3", "-o", "jsonpath={.data.key}"]
-        ),
-        "two"
-    );
+    assert_eq!(data_key(plane, &ns, "cm-3"), "two");
 }
 
 #[tokio::test]
 async fn a_change_by_another_manager_is_noticed_despite_the_hash() {
     let plane = ControlPlane::shared().await.unwrap();
-    let ns = plane.create_namespace("drift").await.unwrap();
-    let stage = manifest("drift", &config_maps(&ns, 1, "mine"));
-    deploy(plane, Options::default(), &stage, apply_only())
-        .await
-        .unwrap();
-    // Past capstan's one-second managedFields timestamp, so the edit is strictly later.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    kubectl(
+    let (ns, stage) = deployed(plane, "drift", 1, "mine").await;
+    edit_after_capstan(
         plane,
         &[
             "-n",
@@ -89,18 +80,13 @@ async fn a_change_by_another_manager_is_noticed_despite_the_hash() {
             "-p",
             r#"{"data":{"key":"theirs"}}"#,
         ],
-    );
+    )
+    .await;
     let mut options = Options::default();
     options.force_conflicts = true;
     let done = deploy(plane, options, &stage, apply_only()).await.unwrap();
     assert_eq!(done.plan.count(Action::Update), 1);
-    assert_eq!(
-        kubectl(
-            plane,
-            &["get", "cm", "-n", &ns, "cm-0", "-o", "jsonpath={.data.key}"]
-        ),
-        "mine"
-    );
+    assert_eq!(data_key(plane, &ns, "cm-0"), "mine");
 }
 
 #[tokio::test]
@@ -116,8 +102,7 @@ async fn a_field_removed_by_another_manager_is_noticed_despite_the_hash() {
     deploy(plane, Options::default(), &stage, apply_only())
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    kubectl(
+    edit_after_capstan(
         plane,
         &[
             "-n",
@@ -130,7 +115,8 @@ async fn a_field_removed_by_another_manager_is_noticed_despite_the_hash() {
             "-p",
             r#"[{"op":"remove","path":"/data/gone"}]"#,
         ],
-    );
+    )
+    .await;
     let done = deploy(plane, Options::default(), &stage, apply_only())
         .await
         .unwrap();
@@ -147,8 +133,7 @@ async fn a_field_removed_by_another_manager_is_noticed_despite_the_hash() {
         ),
         "v"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    kubectl(plane, &["-n", &ns, "label", "cm", "c", "team-"]);
+    edit_after_capstan(plane, &["-n", &ns, "label", "cm", "c", "team-"]).await;
     let done = deploy(plane, Options::default(), &stage, apply_only())
         .await
         .unwrap();
@@ -200,13 +185,7 @@ async fn conflicts_name_the_manager_and_field_unless_forced() {
             .unwrap()
             .succeeded()
     );
-    assert_eq!(
-        kubectl(
-            plane,
-            &["get", "cm", "-n", &ns, "cm-0", "-o", "jsonpath={.data.key}"]
-        ),
-        "capstan"
-    );
+    assert_eq!(data_key(plane, &ns, "cm-0"), "capstan");
 }
 
 #[tokio::test]

@@ -6,16 +6,14 @@ mod common;
 use capstan_apply::{Action, DeployRequest, Error, Keep, Options};
 use capstan_manifest::Label;
 use capstan_testenv::{ControlPlane, Options as PlaneOptions};
-use common::{apply_only, config_maps, deploy, exists, kubectl, labelled, manifest, with_prune};
+use common::{
+    apply_only, config_maps, deploy, deployed, exists, kubectl, labelled, manifest, with_prune,
+};
 
 #[tokio::test]
 async fn prune_deletes_orphans_and_keeps_what_the_guards_protect() {
     let plane = ControlPlane::shared().await.unwrap();
-    let ns = plane.create_namespace("prune").await.unwrap();
-    let all = manifest("prune", &config_maps(&ns, 5, "v"));
-    deploy(plane, Options::default(), &all, apply_only())
-        .await
-        .unwrap();
+    let (ns, _) = deployed(plane, "prune", 5, "v").await;
     kubectl(
         plane,
         &[
@@ -88,11 +86,7 @@ async fn prune_deletes_orphans_and_keeps_what_the_guards_protect() {
 #[tokio::test]
 async fn objects_with_owner_references_are_never_pruned() {
     let plane = ControlPlane::shared().await.unwrap();
-    let ns = plane.create_namespace("owned").await.unwrap();
-    let stage = manifest("owned", &config_maps(&ns, 1, "v"));
-    deploy(plane, Options::default(), &stage, apply_only())
-        .await
-        .unwrap();
+    let (ns, stage) = deployed(plane, "owned", 1, "v").await;
     let uid = kubectl(
         plane,
         &[
@@ -135,15 +129,7 @@ async fn objects_with_owner_references_are_never_pruned() {
 #[tokio::test]
 async fn an_empty_manifest_set_never_prunes_unless_allowed() {
     let plane = ControlPlane::shared().await.unwrap();
-    let ns = plane.create_namespace("empty").await.unwrap();
-    deploy(
-        plane,
-        Options::default(),
-        &manifest("empty", &config_maps(&ns, 2, "v")),
-        apply_only(),
-    )
-    .await
-    .unwrap();
+    let (ns, _) = deployed(plane, "empty", 2, "v").await;
     let nothing = manifest("empty", "");
     let refused = deploy(plane, Options::default(), &nothing, with_prune()).await;
     assert!(
@@ -294,11 +280,7 @@ async fn a_namespace_that_still_holds_stage_objects_is_never_pruned() {
 #[tokio::test]
 async fn a_plan_with_objects_that_cannot_be_applied_never_prunes() {
     let plane = ControlPlane::shared().await.unwrap();
-    let ns = plane.create_namespace("unplannable").await.unwrap();
-    let stage = manifest("unplannable", &config_maps(&ns, 2, "v"));
-    deploy(plane, Options::default(), &stage, apply_only())
-        .await
-        .unwrap();
+    let (ns, _) = deployed(plane, "unplannable", 2, "v").await;
     // cm-1 is dropped, and the render now holds an object in a namespace nobody creates.
     let broken = manifest(
         "unplannable",

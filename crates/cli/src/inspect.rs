@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use capstan_apply::{Deployer, Health, Keep, Options};
 use capstan_manifest::ObjectId;
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::cluster::{ClusterArgs, block_on};
 use crate::deploy::{RemoveArgs, ask};
@@ -51,7 +51,7 @@ pub(crate) fn list(args: &InspectArgs) -> Result<ExitCode, Failure> {
             owned
                 .iter()
                 .map(
-                    |o| json!({"object": id_json(&o.id), "uid": o.uid, "managed": o.managed,
+                    |o| json!({"object": o.id, "uid": o.uid, "managed": o.managed,
                 "inManifest": in_manifest(&o.id), "keep": o.keep})
                 )
                 .collect::<Vec<_>>()
@@ -156,8 +156,8 @@ pub(crate) fn delete(args: &RemoveArgs) -> Result<ExitCode, Failure> {
         .count();
     match args.output {
         Output::Json => print_json(&json!({
-            "objects": owned.iter().map(|o| json!({"object": id_json(&o.id), "keep": o.keep})).collect::<Vec<_>>(),
-            "deleted": deletions.iter().flatten().map(|d| json!({"object": id_json(&d.id),
+            "objects": owned.iter().map(|o| json!({"object": o.id, "keep": o.keep})).collect::<Vec<_>>(),
+            "deleted": deletions.iter().flatten().map(|d| json!({"object": d.id,
                 "deleted": matches!(d.result, Ok(true)),
                 "error": d.result.as_ref().err().map(ToString::to_string)})).collect::<Vec<_>>(),
         }))?,
@@ -180,15 +180,6 @@ pub(crate) fn delete(args: &RemoveArgs) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::Failure
     })
-}
-
-/// An object's identity for JSON output.
-pub(crate) fn id_json(id: &ObjectId) -> Value {
-    let mut value = json!({"apiVersion": id.api_version(), "kind": id.kind(), "name": id.name()});
-    if let Some(namespace) = id.namespace() {
-        value["namespace"] = json!(namespace);
-    }
-    value
 }
 
 /// Why an object is kept, in words.

@@ -190,7 +190,7 @@ fn plan_value(plan: &Plan<'_>) -> Value {
         .iter()
         .map(|item| {
             let mut entry = json!({
-                "object": crate::inspect::id_json(item.id()),
+                "object": item.id(),
                 "action": item.action(),
                 "verified": item.is_verified(),
             });
@@ -229,7 +229,7 @@ pub(crate) fn deployment_json(deployment: &Deployment<'_>, dry_run: bool) -> std
         .iter()
         .map(|o| {
             json!({
-                "object": crate::inspect::id_json(&o.id),
+                "object": o.id,
                 "action": o.action,
                 "ok": o.result.is_ok(),
                 "error": o.result.as_ref().err().map(ToString::to_string),
@@ -243,7 +243,7 @@ pub(crate) fn deployment_json(deployment: &Deployment<'_>, dry_run: bool) -> std
             .iter()
             .map(|d| {
                 json!({
-                    "object": crate::inspect::id_json(&d.id),
+                    "object": d.id,
                     "deleted": matches!(d.result, Ok(true)),
                     "error": d.result.as_ref().err().map(ToString::to_string),
                 })

@@ -14,7 +14,8 @@ use std::hash::{Hash, Hasher};
 /// be cluster-scoped here.
 ///
 /// Displays as `apps/Deployment web/api`: the group (omitted for the core group), the kind,
-/// then `namespace/name` or just `name`.
+/// then `namespace/name` or just `name`. Serialises as `{apiVersion, kind, namespace, name}`,
+/// the way Kubernetes names an object (without `namespace` when there is none).
 #[derive(Clone, Debug)]
 pub struct ObjectId {
     group: String,
@@ -113,6 +114,20 @@ impl Ord for ObjectId {
     }
 }
 
+impl serde::Serialize for ObjectId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("apiVersion", &self.api_version())?;
+        map.serialize_entry("kind", &self.kind)?;
+        if let Some(namespace) = &self.namespace {
+            map.serialize_entry("namespace", namespace)?;
+        }
+        map.serialize_entry("name", &self.name)?;
+        map.end()
+    }
+}
+
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.group.is_empty() {
@@ -129,6 +144,18 @@ impl fmt::Display for ObjectId {
 #[cfg(test)]
 mod tests {
     use super::ObjectId;
+
+    #[test]
+    fn serialises_as_kubernetes_names_objects() {
+        let deployment = ObjectId::new("apps/v1", "Deployment", Some("web"), "api");
+        let text = serde_json::to_string(&deployment).unwrap();
+        assert_eq!(
+            text,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","namespace":"web","name":"api"}"#
+        );
+        let role = ObjectId::new("rbac.authorization.k8s.io/v1", "ClusterRole", None, "view");
+        assert!(!serde_json::to_string(&role).unwrap().contains("namespace"));
+    }
 
     #[test]
     fn display_names_group_kind_namespace_and_name() {

@@ -68,6 +68,46 @@ pub fn with_prune() -> DeployRequest {
     DeployRequest::new(true, false, false)
 }
 
+/// A fresh namespace (named after `discriminator`) with `count` ConfigMaps holding `value`,
+/// deployed by capstan; the manifests are returned for redeploying.
+pub async fn deployed(
+    plane: &ControlPlane,
+    discriminator: &str,
+    count: usize,
+    value: &str,
+) -> (String, Manifest) {
+    let ns = plane.create_namespace(discriminator).await.unwrap();
+    let stage = manifest(discriminator, &config_maps(&ns, count, value));
+    let done = deploy(plane, Options::default(), &stage, apply_only())
+        .await
+        .unwrap();
+    assert!(done.succeeded());
+    (ns, stage)
+}
+
+/// Runs kubectl once capstan's last write is in the past: managedFields timestamps have
+/// one-second resolution, and the edit must come strictly later.
+pub async fn edit_after_capstan(plane: &ControlPlane, args: &[&str]) {
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    kubectl(plane, args);
+}
+
+/// `data.key` of a ConfigMap made by [`config_maps`].
+pub fn data_key(plane: &ControlPlane, namespace: &str, name: &str) -> String {
+    kubectl(
+        plane,
+        &[
+            "get",
+            "cm",
+            "-n",
+            namespace,
+            name,
+            "-o",
+            "jsonpath={.data.key}",
+        ],
+    )
+}
+
 /// Runs kubectl against the plane; panics with its stderr on failure.
 pub fn kubectl(plane: &ControlPlane, args: &[&str]) -> String {
     let output = plane.kubectl().args(args).output().unwrap();
