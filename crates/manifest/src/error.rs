@@ -1,10 +1,26 @@
 //! The crate's error type.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::Problems;
+use crate::{Problems, escape_controls};
+
+/// A path for a message; file names may hold control characters too.
+fn shown(path: &Path) -> String {
+    escape_controls(&path.display().to_string()).into_owned()
+}
+
+/// Lines a command wrote, for a message.
+fn tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let lines: Vec<_> = lines.iter().map(|line| escape_controls(line)).collect();
+    format!("; its last output:\n  {}", lines.join("\n  "))
+}
 
 /// Why manifests or a project could not be loaded.
+///
+/// Messages escape control characters in what they quote ([`escape_controls`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -12,7 +28,11 @@ pub enum Error {
     #[error("{0}")]
     Invalid(Problems),
     /// A discriminator label breaks Kubernetes' label rules.
-    #[error("invalid discriminator label {key}={value}: {reason}")]
+    #[error(
+        "invalid discriminator label {}={}: {reason}",
+        escape_controls(.key),
+        escape_controls(.value)
+    )]
     Label {
         /// The label key.
         key: String,
@@ -22,13 +42,13 @@ pub enum Error {
         reason: &'static str,
     },
     /// No `capstan.yaml` in the folder or above it.
-    #[error("no capstan.yaml in {} or any folder above it (pass --project, or -f to load files)", .start.display())]
+    #[error("no capstan.yaml in {} or any folder above it (pass --project, or -f to load files)", shown(.start))]
     ProjectNotFound {
         /// Where the search started.
         start: PathBuf,
     },
     /// The project file cannot be read or is invalid.
-    #[error("{}: {message}", .path.display())]
+    #[error("{}: {}", shown(.path), escape_controls(.message))]
     Project {
         /// The project file.
         path: PathBuf,
@@ -36,7 +56,7 @@ pub enum Error {
         message: String,
     },
     /// The project has no stage of that name.
-    #[error("{}: no stage named {stage:?} (stages: {})", .path.display(), .known.join(", "))]
+    #[error("{}: no stage named {stage:?} (stages: {})", shown(.path), escape_controls(&.known.join(", ")))]
     UnknownStage {
         /// The project file.
         path: PathBuf,
@@ -46,7 +66,11 @@ pub enum Error {
         known: Vec<String>,
     },
     /// A stage's command could not be started.
-    #[error("stage {stage}: cannot run `{program}`: {source}")]
+    #[error(
+        "stage {}: cannot run `{}`: {source}",
+        escape_controls(.stage),
+        escape_controls(.program)
+    )]
     CommandSpawn {
         /// The stage.
         stage: String,
@@ -57,8 +81,10 @@ pub enum Error {
     },
     /// A stage's command failed.
     #[error(
-        "stage {stage}: `{command}` {status}{}",
-        if .stderr_tail.is_empty() { String::new() } else { format!("; its last output:\n  {}", .stderr_tail.join("\n  ")) }
+        "stage {}: `{}` {status}{}",
+        escape_controls(.stage),
+        escape_controls(.command),
+        tail(.stderr_tail)
     )]
     CommandFailed {
         /// The stage.

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+use crate::escape_controls;
+
 /// Which object a manifest describes: group, version, kind, namespace and name.
 ///
 /// Two identities name the same object when group, kind, namespace and name match. The version
@@ -14,7 +16,8 @@ use std::hash::{Hash, Hasher};
 /// be cluster-scoped here.
 ///
 /// Displays as `apps/Deployment web/api`: the group (omitted for the core group), the kind,
-/// then `namespace/name` or just `name`. Serialises as `{apiVersion, kind, namespace, name}`,
+/// then `namespace/name` or just `name`, with control characters escaped
+/// ([`escape_controls`](crate::escape_controls)). Serialises as `{apiVersion, kind, namespace, name}`,
 /// the way Kubernetes names an object (without `namespace` when there is none).
 #[derive(Clone, Debug)]
 pub struct ObjectId {
@@ -131,13 +134,13 @@ impl serde::Serialize for ObjectId {
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.group.is_empty() {
-            write!(f, "{}/", self.group)?;
+            write!(f, "{}/", escape_controls(&self.group))?;
         }
-        write!(f, "{} ", self.kind)?;
+        write!(f, "{} ", escape_controls(&self.kind))?;
         if let Some(namespace) = &self.namespace {
-            write!(f, "{namespace}/")?;
+            write!(f, "{}/", escape_controls(namespace))?;
         }
-        f.write_str(&self.name)
+        f.write_str(&escape_controls(&self.name))
     }
 }
 
@@ -172,6 +175,26 @@ mod tests {
         assert_eq!(
             role.to_string(),
             "rbac.authorization.k8s.io/ClusterRole reader"
+        );
+    }
+
+    #[test]
+    fn display_escapes_control_characters_but_serialisation_keeps_them() {
+        let id = ObjectId::new(
+            "ex\u{9b}.com/v1",
+            "Wid\u{7}get",
+            Some("a\nb"),
+            "\u{1b}[2Jweb",
+        );
+        assert_eq!(
+            id.to_string(),
+            r"ex\u{9b}.com/Wid\u{7}get a\nb/\u{1b}[2Jweb"
+        );
+        // JSON escapes C0 itself, and leaves C1 to whoever prints it.
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "{\"apiVersion\":\"ex\u{9b}.com/v1\",".to_owned()
+                + r#""kind":"Wid\u0007get","namespace":"a\nb","name":"\u001b[2Jweb"}"#
         );
     }
 

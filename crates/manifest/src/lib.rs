@@ -49,6 +49,7 @@
 
 mod command;
 mod error;
+mod escape;
 mod id;
 mod input;
 mod load;
@@ -62,6 +63,7 @@ mod project;
 mod split;
 
 pub use error::Error;
+pub use escape::escape_controls;
 pub use id::ObjectId;
 pub use input::Input;
 pub use load::{LoadOptions, load};

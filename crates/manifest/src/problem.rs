@@ -1,13 +1,14 @@
 //! Problems found in manifests, each pointing at the file, document and line it is about.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::ObjectId;
+use crate::{ObjectId, escape_controls};
 
 /// Where an object or a problem comes from.
 ///
-/// Displays as `path:line`, then the document (1-based, counting documents that hold anything)
+/// Displays as `path:line` (control characters in the path escaped), then the document (1-based, counting documents that hold anything)
 /// and, for objects inside a `List`, the item (1-based).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
@@ -62,7 +63,7 @@ impl Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.source)?;
+        f.write_str(&escape_controls(&self.source))?;
         if self.line > 0 {
             write!(f, ":{}", self.line)?;
         }
@@ -104,7 +105,8 @@ pub enum ProblemKind {
 /// One problem in the manifests: where, which object (when known), and what is wrong.
 ///
 /// Displays as one line, `file:line (document N): kind namespace/name: message`, which editors
-/// and CI logs turn into a link.
+/// and CI logs turn into a link. Control characters from the manifests (in a path, a name, a
+/// label value) are escaped, in the message too ([`escape_controls`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     location: Location,
@@ -115,11 +117,18 @@ pub struct Problem {
 
 impl Problem {
     pub(crate) fn new(location: Location, kind: ProblemKind, message: impl Into<String>) -> Self {
+        let message = message.into();
+        // Messages quote names, keys and values from the manifests; escaping them once here
+        // covers every message, and `message()` hands out safe text too.
+        let message = match escape_controls(&message) {
+            Cow::Borrowed(_) => message,
+            Cow::Owned(escaped) => escaped,
+        };
         Self {
             location,
             object: None,
             kind,
-            message: message.into(),
+            message,
         }
     }
 

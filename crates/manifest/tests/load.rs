@@ -367,6 +367,26 @@ fn template_placeholders_in_secrets_are_refused_without_showing_the_value() {
 }
 
 #[test]
+fn control_characters_from_manifests_are_escaped_in_ids_and_problems() {
+    // YAML's "\a" and "\e" are BEL and ESC; kinds and data keys are not validated.
+    let body = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: demo}\nstringData: {\"\\e[2J\": \"{{ x }}\"}\n";
+    assert_eq!(
+        problems(load(
+            &[text("stage\u{9b}.yaml", body)],
+            &LoadOptions::default()
+        )),
+        [
+            r"stage\u{9b}.yaml:1 (document 1): Secret demo/s: stringData.\u{1b}[2J holds an unresolved template placeholder ({{ ... }}); capstan does not template: resolve it when rendering, or encrypt the value with sops"
+        ]
+    );
+    let widget =
+        load_text("apiVersion: example.com/v1\nkind: \"Wid\\aget\"\nmetadata: {name: w}\n")
+            .unwrap();
+    assert_eq!(ids(&widget), [r"example.com/Wid\u{7}get w"]);
+    assert_eq!(widget.objects()[0].id().kind(), "Wid\u{7}get");
+}
+
+#[test]
 fn syntax_errors_point_at_the_line_in_the_file() {
     let body =
         format!("{CONFIG_MAP}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: [unclosed\n");

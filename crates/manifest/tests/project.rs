@@ -211,6 +211,24 @@ fn a_failing_command_reports_its_exit_code_and_stderr_tail() {
 }
 
 #[test]
+fn a_failing_commands_output_is_shown_with_control_characters_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        "name: p\nstages: {full: {command: [sh, -c, 'printf \"\\033[31mred\\n\" >&2; exit 1']}}\n";
+    let project = project(dir.path(), text).unwrap();
+    let error = project
+        .stage("full")
+        .unwrap()
+        .load(&mut |_| {})
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"stage full: `sh -c printf "\033[31mred\n" >&2; exit 1` exited with code 1; its last output:
+  \u{1b}[31mred"#
+    );
+}
+
+#[test]
 fn a_missing_program_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let project = project(
