@@ -1,5 +1,6 @@
 //! Finds the files an input names: single files, folders, kluctl projects, GitOps trees.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,10 @@ pub enum Input {
     /// In folders, hidden files, `kustomization.yaml` and `*.ksops-generator.yaml` are
     /// configuration, not resources, and are skipped, as are files other than `.yaml`, `.yml`
     /// and `.json`.
+    ///
+    /// Symbolic links are followed, except a link to a folder that holds it (the walk would
+    /// never end) and a second way to a folder loaded already (its objects would be defined
+    /// twice): each is one problem naming the path that leads there.
     Path(PathBuf),
     /// Text read elsewhere (standard input, a command's output), and the name problems show
     /// for it, such as `<stdin>`.
@@ -68,6 +73,35 @@ pub(crate) struct Walker {
     pub(crate) pending: Vec<Pending>,
     pub(crate) problems: Vec<Problem>,
     barrier_group: u32,
+    /// The folders on the way to the one being walked: a link back to one of them is a cycle.
+    ancestors: Vec<(FolderId, PathBuf)>,
+    /// Every folder walked, and the path it was first reached by.
+    walked: HashMap<FolderId, PathBuf>,
+}
+
+/// What every path to one folder shares, however many links lead there: its device and inode.
+#[cfg(unix)]
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct FolderId(u64, u64);
+
+/// Without inodes, the canonical path.
+#[cfg(not(unix))]
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct FolderId(PathBuf);
+
+impl FolderId {
+    fn of(dir: &Path) -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let metadata = fs::metadata(dir)?;
+            Ok(Self(metadata.dev(), metadata.ino()))
+        }
+        #[cfg(not(unix))]
+        {
+            fs::canonicalize(dir).map(Self)
+        }
+    }
 }
 
 fn name_of(path: &Path) -> Arc<str> {
@@ -148,11 +182,45 @@ impl Walker {
 
     fn path(&mut self, path: &Path) {
         match fs::metadata(path) {
-            Ok(metadata) if metadata.is_dir() && is_kluctl_project(path) => self.kluctl(path),
-            Ok(metadata) if metadata.is_dir() => self.folder(path),
+            Ok(metadata) if metadata.is_dir() && is_kluctl_project(path) => {
+                self.within(path, Self::kluctl);
+            }
+            Ok(metadata) if metadata.is_dir() => self.within(path, Self::folder),
             Ok(_) => self.file(path.to_owned()),
             Err(error) => self.problem(path, ProblemKind::Unreadable, error.to_string()),
         }
+    }
+
+    /// Walks `dir` with `walk`, unless it is a folder on the way to it or one walked already.
+    fn within(&mut self, dir: &Path, walk: fn(&mut Self, &Path)) {
+        let id = match FolderId::of(dir) {
+            Ok(id) => id,
+            Err(error) => return self.problem(dir, ProblemKind::Unreadable, error.to_string()),
+        };
+        if let Some((_, ancestor)) = self.ancestors.iter().find(|(other, _)| *other == id) {
+            let via = match fs::read_link(dir) {
+                Ok(target) => format!("symbolic link to `{}` ", target.display()),
+                Err(_) => String::new(),
+            };
+            let message = format!(
+                "{via}leads back to `{}`, which holds it: capstan does not follow it, as the walk \
+                 would never end",
+                ancestor.display()
+            );
+            return self.problem(dir, ProblemKind::Cycle, message);
+        }
+        if let Some(first) = self.walked.get(&id) {
+            let message = format!(
+                "the same folder as `{}`, which is loaded already: loading it again would define \
+                 its objects twice",
+                first.display()
+            );
+            return self.problem(dir, ProblemKind::Duplicate, message);
+        }
+        self.walked.insert(id.clone(), dir.to_owned());
+        self.ancestors.push((id, dir.to_owned()));
+        walk(self, dir);
+        self.ancestors.pop();
     }
 
     fn folder(&mut self, dir: &Path) {
@@ -176,7 +244,7 @@ impl Walker {
         for (path, is_dir) in entries {
             if is_dir {
                 if !is_hidden(&path) {
-                    self.folder(&path);
+                    self.within(&path, Self::folder);
                 }
             } else if is_resource_file(&path) {
                 self.file(path);
@@ -210,7 +278,7 @@ impl Walker {
         for (index, item) in deployment.deployments.iter().enumerate() {
             match (&item.path, &item.include) {
                 (Some(path), None) => self.path(&dir.join(path)),
-                (None, Some(include)) => self.kluctl(&dir.join(include)),
+                (None, Some(include)) => self.within(&dir.join(include), Self::kluctl),
                 (None, None) if item.git.is_some() || item.oci.is_some() => {
                     let message = format!(
                         "deployments[{index}] takes its resources from git or OCI; capstan loads local \

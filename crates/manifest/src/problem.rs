@@ -92,8 +92,11 @@ pub enum ProblemKind {
     InvalidName,
     /// A label key or value breaks Kubernetes' label rules.
     InvalidLabel,
-    /// Two manifests describe the same object.
+    /// Two manifests describe the same object, or a folder is reached a second time (which
+    /// would load its objects twice).
     Duplicate,
+    /// A symbolic link leads back to a folder that holds it, so the walk would never end.
+    Cycle,
     /// The object already carries the discriminator label with another value.
     DiscriminatorConflict,
     /// A Secret value still holds a `{{ ... }}` template placeholder.
