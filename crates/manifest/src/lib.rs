@@ -6,8 +6,8 @@
 //! folder with `prio-N` barrier items. [`load`] turns any of them into one [`Manifest`]:
 //!
 //! - **validated**: every problem is reported at once, each naming the file, the document and
-//!   the line ([`Problem`]): documents that are not objects, invalid names, namespaces and
-//!   labels, objects defined twice, objects labelled for another discriminator, and Secrets
+//!   the line ([`Problem`]): documents that are not objects, mappings with a key twice, invalid
+//!   names, namespaces and labels, objects defined twice, objects labelled for another discriminator, and Secrets
 //!   with unresolved `{{ ... }}` template placeholders;
 //! - **labelled** with the stage's discriminator ([`Label`]), which is how capstan knows which
 //!   live objects a stage owns;
@@ -61,6 +61,7 @@ mod parse;
 mod problem;
 mod project;
 mod split;
+mod strict;
 
 pub use error::Error;
 pub use escape::escape_controls;

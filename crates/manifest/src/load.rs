@@ -36,8 +36,8 @@ impl LoadOptions {
 ///
 /// # Errors
 ///
-/// [`Error::Invalid`] with every problem found: unreadable files, syntax errors, documents
-/// that are not objects, invalid names, labels or namespaces, objects defined twice, objects
+/// [`Error::Invalid`] with every problem found: unreadable files, syntax errors, mappings
+/// with a key twice, documents that are not objects, invalid names, labels or namespaces, objects defined twice, objects
 /// labelled for another discriminator, and Secrets with unresolved `{{ ... }}` placeholders.
 pub fn load(inputs: &[Input], options: &LoadOptions) -> Result<Manifest, Error> {
     let mut walker = Walker::default();

@@ -1,15 +1,14 @@
 //! Parses the text of one source into objects, in parallel where the text allows it.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::object::{Convert, Converted};
 use crate::split::{Piece, documents, item_text, list_items};
+use crate::strict::{self, Failure, JsonList};
 use crate::{Location, Problem, ProblemKind};
 
 /// One source's text, with the name problems are reported under.
@@ -53,9 +52,12 @@ impl Source<'_> {
         if let Some(converted) = self.parse_yaml_list(piece, document, convert) {
             return converted;
         }
-        match serde_yaml::from_str::<Value>(piece.text) {
+        match strict::yaml(piece.text) {
             Ok(value) => expand(value, self.location(document, None, piece.line), convert),
-            Err(error) => {
+            Err(Failure::DuplicateKey(key)) => {
+                vec![self.duplicate_key(&key, piece.text, document, None, piece.line)]
+            }
+            Err(Failure::Other(error)) => {
                 let (line, message) = syntax(&error, piece.line);
                 let location = self.location(document, None, line);
                 vec![Converted::Problems(vec![Problem::new(
@@ -76,7 +78,7 @@ impl Source<'_> {
         convert: &Convert<'_>,
     ) -> Option<Vec<Converted>> {
         let pieces = list_items(piece)?;
-        let header: Value = serde_yaml::from_str(&pieces.header).ok()?;
+        let header = strict::yaml(&pieces.header).ok()?;
         if !header.as_object().is_some_and(is_list_kind) {
             return None;
         }
@@ -85,12 +87,14 @@ impl Source<'_> {
             .par_iter()
             .enumerate()
             .map(|(index, item)| {
-                let value = serde_yaml::from_str(&item_text(item.text, pieces.indent)).ok()?;
-                Some(expand(
-                    value,
-                    self.location(document, Some(index + 1), item.line),
+                let text = item_text(item.text, pieces.indent);
+                let parsed = strict::yaml(&text);
+                self.value(
+                    parsed,
+                    &text,
+                    (document, Some(index + 1), item.line),
                     convert,
-                ))
+                )
             })
             .collect();
         Some(items?.into_iter().flatten().collect())
@@ -106,10 +110,10 @@ impl Source<'_> {
         for (index, raw) in documents.into_iter().enumerate() {
             let document = index + 1;
             let line = lines.at(raw.get());
-            if let Ok(ListProbe {
+            if let Ok(JsonList {
                 kind: Some(kind),
                 items: Some(items),
-            }) = serde_json::from_str(raw.get())
+            }) = strict::json_list(raw.get())
                 && kind.ends_with("List")
             {
                 let located: Vec<_> = items
@@ -120,30 +124,66 @@ impl Source<'_> {
                     .into_par_iter()
                     .enumerate()
                     .map(|(index, (line, item))| {
-                        let value = serde_json::from_str(item.get()).ok()?;
-                        Some(expand(
-                            value,
-                            self.location(document, Some(index + 1), line),
+                        let parsed = strict::json(item.get());
+                        self.value(
+                            parsed,
+                            item.get(),
+                            (document, Some(index + 1), line),
                             convert,
-                        ))
+                        )
                     })
                     .collect::<Option<Vec<_>>>()?;
                 converted.extend(items.into_iter().flatten());
             } else {
-                let value = serde_json::from_str(raw.get()).ok()?;
-                converted.extend(expand(value, self.location(document, None, line), convert));
+                let parsed = strict::json(raw.get());
+                converted.extend(self.value(parsed, raw.get(), (document, None, line), convert)?);
             }
         }
         Some(converted)
     }
-}
 
-#[derive(Deserialize)]
-struct ListProbe<'a> {
-    #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    items: Option<Vec<&'a RawValue>>,
+    /// The objects of a piece parsed alone: a problem for a repeated key, and `None` for other
+    /// errors, which the whole text parsed another way may not have.
+    fn value<E>(
+        &self,
+        parsed: Result<Value, Failure<E>>,
+        text: &str,
+        (document, item, line): (usize, Option<usize>, usize),
+        convert: &Convert<'_>,
+    ) -> Option<Vec<Converted>> {
+        match parsed {
+            Ok(value) => Some(expand(value, self.location(document, item, line), convert)),
+            Err(Failure::DuplicateKey(key)) => {
+                Some(vec![self.duplicate_key(&key, text, document, item, line)])
+            }
+            Err(Failure::Other(_)) => None,
+        }
+    }
+
+    /// The problem of a mapping in `text` (which starts on `first_line`) that repeats `key`.
+    fn duplicate_key(
+        &self,
+        key: &str,
+        text: &str,
+        document: usize,
+        item: Option<usize>,
+        first_line: usize,
+    ) -> Converted {
+        let message = format!("key `{key}` appears twice in one mapping");
+        let (line, message) = match strict::duplicate_lines(text, key) {
+            Some((first, second)) => {
+                let (first, second) = (first_line + first - 1, first_line + second - 1);
+                (second, format!("{message} (lines {first} and {second})"))
+            }
+            None => (first_line, message),
+        };
+        let location = self.location(document, item, line);
+        Converted::Problems(vec![Problem::new(
+            location,
+            ProblemKind::DuplicateKey,
+            message,
+        )])
+    }
 }
 
 /// Line numbers of positions in a text, counted forward from the last position asked about.

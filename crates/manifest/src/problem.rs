@@ -86,6 +86,9 @@ pub enum ProblemKind {
     Unreadable,
     /// The text is not valid YAML or JSON.
     Syntax,
+    /// A mapping holds the same key twice, which YAML 1.2 forbids (and JSON parsers resolve
+    /// differently).
+    DuplicateKey,
     /// A document is not a mapping, or lacks `apiVersion`, `kind` or `metadata.name`.
     NotAnObject,
     /// A name or namespace breaks Kubernetes' naming rules.

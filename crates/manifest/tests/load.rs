@@ -411,6 +411,60 @@ fn duplicates_name_both_places() {
 }
 
 #[test]
+fn a_key_twice_in_a_yaml_mapping_is_a_problem_naming_both_lines() {
+    let body = format!(
+        "{CONFIG_MAP}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n  namespace: demo\n"
+    );
+    let result = load_text(&body);
+    let kind = match &result {
+        Err(Error::Invalid(problems)) => problems.iter().next().map(|problem| problem.kind()),
+        _ => None,
+    };
+    assert_eq!(kind, Some(ProblemKind::DuplicateKey));
+    assert_eq!(
+        problems(result),
+        ["stage.yaml:11 (document 2): key `name` appears twice in one mapping (lines 10 and 11)"]
+    );
+}
+
+#[test]
+fn a_key_twice_in_a_list_item_is_a_problem_of_that_item() {
+    let body = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: a}\n- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: b\n    labels: {team: x, team: y}\n";
+    assert_eq!(
+        problems(load_text(body)),
+        [
+            "stage.yaml:11 (document 1, item 2): key `team` appears twice in one mapping (lines 11 and 11)"
+        ]
+    );
+    // Top-level keys of the List repeat: the whole document is the problem.
+    let body = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: a}\nkind: List\n";
+    assert_eq!(
+        problems(load_text(body)),
+        ["stage.yaml:7 (document 1): key `kind` appears twice in one mapping (lines 2 and 7)"]
+    );
+}
+
+#[test]
+fn a_key_twice_in_json_is_a_problem_naming_both_lines() {
+    let object = "{\"apiVersion\": \"v1\", \"kind\": \"Namespace\",\n \"metadata\": {\"name\": \"a\",\n  \"name\": \"b\"}}";
+    let list = "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n {\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"c\"}},\n {\"kind\": \"Namespace\",\n  \"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"d\"}}]}";
+    let wrapper = "{\"kind\": \"List\", \"items\": [],\n \"items\": []}";
+    let inputs = [
+        text("object.json", object),
+        text("list.json", list),
+        text("wrapper.json", wrapper),
+    ];
+    assert_eq!(
+        problems(load(&inputs, &LoadOptions::default())),
+        [
+            "object.json:3 (document 1): key `name` appears twice in one mapping (lines 2 and 3)",
+            "list.json:4 (document 1, item 2): key `kind` appears twice in one mapping (lines 3 and 4)",
+            "wrapper.json:2 (document 1): key `items` appears twice in one mapping (lines 1 and 2)",
+        ]
+    );
+}
+
+#[test]
 fn objects_owned_by_another_discriminator_are_refused() {
     let label = Label::new("capstan.io/discriminator", "demo-full").unwrap();
     let body = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n  labels: {capstan.io/discriminator: other-full}\n";
