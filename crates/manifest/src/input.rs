@@ -1,5 +1,7 @@
 //! Finds the files an input names: single files, folders, kluctl projects, GitOps trees.
 
+mod kustomize;
+
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,15 @@ pub enum Input {
     /// In folders, hidden files, `kustomization.yaml` and `*.ksops-generator.yaml` are
     /// configuration, not resources, and are skipped, as are files other than `.yaml`, `.yml`
     /// and `.json`.
+    ///
+    /// A folder with a `kustomization.yaml` (or `.yml`, or `Kustomization`; a path to that file
+    /// means its folder) is loaded as `kustomize build` would load it: exactly the files its
+    /// `resources` list, folders listed there loaded the same way (each needs a kustomization
+    /// of its own), then the SOPS-encrypted files its ksops `generators` list. A listed path
+    /// that is missing, remote, or a file outside the folder is a problem, and so is any field
+    /// but `apiVersion`, `kind`, `resources` and ksops `generators`: capstan does not apply
+    /// transformers such as `namespace` or `patches` (render such folders with a stage
+    /// `command: [kustomize, build, DIR]`).
     ///
     /// Symbolic links are followed, except a link to a folder that holds it (the walk would
     /// never end) and a second way to a folder loaded already (its objects would be defined
@@ -119,10 +130,7 @@ fn is_resource_file(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
         return false;
     };
-    let configuration = matches!(
-        name,
-        "kustomization.yaml" | "kustomization.yml" | "Kustomization"
-    ) || name.ends_with(".ksops-generator.yaml");
+    let configuration = kustomize::is_file_name(path) || name.ends_with(".ksops-generator.yaml");
     let manifest = [".yaml", ".yml", ".json"]
         .iter()
         .any(|extension| name.ends_with(extension));
@@ -185,9 +193,22 @@ impl Walker {
             Ok(metadata) if metadata.is_dir() && is_kluctl_project(path) => {
                 self.within(path, Self::kluctl);
             }
-            Ok(metadata) if metadata.is_dir() => self.within(path, Self::folder),
+            Ok(metadata) if metadata.is_dir() => self.tree(path),
+            Ok(_) if kustomize::is_file_name(path) => {
+                let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty());
+                self.tree(dir.unwrap_or(Path::new(".")));
+            }
             Ok(_) => self.file(path.to_owned()),
             Err(error) => self.problem(path, ProblemKind::Unreadable, error.to_string()),
+        }
+    }
+
+    /// A folder: as its kustomization says, if it has one.
+    fn tree(&mut self, dir: &Path) {
+        if kustomize::files_in(dir).is_empty() {
+            self.within(dir, Self::folder);
+        } else {
+            self.within(dir, Self::kustomization);
         }
     }
 
@@ -244,7 +265,7 @@ impl Walker {
         for (path, is_dir) in entries {
             if is_dir {
                 if !is_hidden(&path) {
-                    self.within(&path, Self::folder);
+                    self.tree(&path);
                 }
             } else if is_resource_file(&path) {
                 self.file(path);

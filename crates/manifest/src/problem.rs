@@ -104,7 +104,8 @@ pub enum ProblemKind {
     DiscriminatorConflict,
     /// A Secret value still holds a `{{ ... }}` template placeholder.
     TemplatePlaceholder,
-    /// A project or kluctl deployment file is invalid.
+    /// A project, kluctl deployment, kustomization or ksops generator file is invalid, names a
+    /// path that cannot be loaded, or asks for what capstan does not do.
     Configuration,
 }
 

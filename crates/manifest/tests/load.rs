@@ -6,6 +6,9 @@ use capstan_manifest::{
     Error, Format, Input, Label, LoadOptions, Manifest, Phase, ProblemKind, load,
 };
 
+mod common;
+use common::{ids, load_path, namespace, problems};
+
 fn text(name: &str, text: &str) -> Input {
     Input::Text {
         name: name.to_owned(),
@@ -15,21 +18,6 @@ fn text(name: &str, text: &str) -> Input {
 
 fn load_text(body: &str) -> Result<Manifest, Error> {
     load(&[text("stage.yaml", body)], &LoadOptions::default())
-}
-
-fn ids(manifest: &Manifest) -> Vec<String> {
-    manifest
-        .iter()
-        .map(|object| object.id().to_string())
-        .collect()
-}
-
-fn problems(result: Result<Manifest, Error>) -> Vec<String> {
-    match result {
-        Err(Error::Invalid(problems)) => problems.iter().map(ToString::to_string).collect(),
-        Err(other) => panic!("expected problems, got {other}"),
-        Ok(manifest) => panic!("expected problems, loaded {:?}", ids(&manifest)),
-    }
 }
 
 fn data(path: &str) -> PathBuf {
@@ -101,8 +89,6 @@ fn a_list_item_split_is_checked_against_the_whole_document() {
 fn folders_load_recursively_in_path_order() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("b/nested")).unwrap();
-    let namespace =
-        |name: &str| format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n");
     std::fs::write(dir.path().join("b/nested/x.yml"), namespace("x")).unwrap();
     std::fs::write(
         dir.path().join("a.json"),
@@ -112,93 +98,11 @@ fn folders_load_recursively_in_path_order() {
     std::fs::write(dir.path().join("c.yaml"), namespace("c")).unwrap();
     std::fs::write(dir.path().join("notes.txt"), "not a manifest").unwrap();
     std::fs::write(dir.path().join(".hidden.yaml"), "not: [valid").unwrap();
-    let manifest = load(
-        &[Input::Path(dir.path().to_owned())],
-        &LoadOptions::default(),
-    )
-    .unwrap();
+    let manifest = load_path(dir.path()).unwrap();
     assert_eq!(
         ids(&manifest),
         ["Namespace a", "Namespace x", "Namespace c"]
     );
-}
-
-fn namespace(name: &str) -> String {
-    format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n")
-}
-
-fn load_path(path: &Path) -> Result<Manifest, Error> {
-    load(&[Input::Path(path.to_owned())], &LoadOptions::default())
-}
-
-#[cfg(unix)]
-#[test]
-fn a_link_to_a_folder_that_holds_it_is_one_problem_naming_the_link() {
-    use std::os::unix::fs::symlink;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("sub")).unwrap();
-    std::fs::write(dir.path().join("sub/ns.yaml"), namespace("demo")).unwrap();
-    symlink("..", dir.path().join("sub/back")).unwrap();
-    let root = dir.path().display();
-    assert_eq!(
-        problems(load_path(dir.path())),
-        [format!(
-            "{root}/sub/back: symbolic link to `..` leads back to `{root}`, which holds it: capstan does not follow it, as the walk would never end"
-        )]
-    );
-}
-
-#[cfg(unix)]
-#[test]
-fn two_links_to_their_own_folder_end_the_walk_with_a_problem_each() {
-    use std::os::unix::fs::symlink;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ns.yaml"), namespace("demo")).unwrap();
-    symlink(".", dir.path().join("a")).unwrap();
-    symlink(".", dir.path().join("b")).unwrap();
-    let root = dir.path().display();
-    let message = |link: &str| {
-        format!(
-            "{root}/{link}: symbolic link to `.` leads back to `{root}`, which holds it: capstan does not follow it, as the walk would never end"
-        )
-    };
-    assert_eq!(
-        problems(load_path(dir.path())),
-        [message("a"), message("b")]
-    );
-}
-
-#[cfg(unix)]
-#[test]
-fn a_second_way_to_a_folder_is_one_problem_not_a_duplicate_per_object() {
-    use std::os::unix::fs::symlink;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("a")).unwrap();
-    for name in ["x", "y", "z"] {
-        std::fs::write(dir.path().join(format!("a/{name}.yaml")), namespace(name)).unwrap();
-    }
-    symlink("a", dir.path().join("b")).unwrap();
-    let root = dir.path().display();
-    assert_eq!(
-        problems(load_path(dir.path())),
-        [format!(
-            "{root}/b: the same folder as `{root}/a`, which is loaded already: loading it again would define its objects twice"
-        )]
-    );
-}
-
-#[cfg(unix)]
-#[test]
-fn links_to_folders_outside_the_walk_are_followed() {
-    use std::os::unix::fs::symlink;
-    let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("ns.yaml"), namespace("outside")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("a")).unwrap();
-    std::fs::write(dir.path().join("a/ns.yaml"), namespace("inside")).unwrap();
-    symlink(outside.path(), dir.path().join("a/elsewhere")).unwrap();
-    let manifest = load_path(dir.path()).unwrap();
-    assert_eq!(ids(&manifest), ["Namespace outside", "Namespace inside"]);
 }
 
 #[test]
@@ -225,7 +129,7 @@ fn kluctl_projects_load_in_item_order_with_barriers() {
 }
 
 #[test]
-fn gitops_trees_load_resources_but_not_kustomize_or_ksops_files() {
+fn gitops_trees_load_what_their_kustomization_lists() {
     let manifest = load(&[Input::Path(data("gitops"))], &LoadOptions::default()).unwrap();
     assert_eq!(
         ids(&manifest),
