@@ -35,14 +35,14 @@
 //! kind: Namespace
 //! metadata: {name: web}
 //! ";
-//! let label = Label::new("capstan.io/discriminator", "shop-full")?;
+//! let label = Label::new("capstan.io/discriminator", "shop.full")?;
 //! let input = Input::Text { name: "stage.yaml".into(), text: text.into() };
 //! let manifest = load(&[input], &LoadOptions::with_label(label))?;
 //!
 //! let order: Vec<String> = manifest.iter().map(|object| object.id().to_string()).collect();
 //! assert_eq!(order, ["Namespace web", "apps/Deployment web/api"]);
 //! assert_eq!(manifest.objects()[0].phase(), Phase::Namespaces);
-//! assert!(manifest.objects()[1].json().contains(r#""capstan.io/discriminator":"shop-full""#));
+//! assert!(manifest.objects()[1].json().contains(r#""capstan.io/discriminator":"shop.full""#));
 //! # Ok::<(), capstan_manifest::Error>(())
 //! ```
 //!
@@ -53,6 +53,7 @@ mod error;
 mod escape;
 mod id;
 mod input;
+mod lines;
 mod load;
 mod manifest;
 mod names;

@@ -9,7 +9,7 @@ use crate::names::{label_key_problem, label_value_problem};
 use crate::{Error, Object, Phase};
 
 /// The label that marks objects as owned by one stage: `key=value`, for example
-/// `capstan.io/discriminator=hetzkube-full`.
+/// `capstan.io/discriminator=hetzkube.full`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Label {
     key: String,

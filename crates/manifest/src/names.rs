@@ -61,9 +61,9 @@ pub(crate) fn name_problem(group: &str, kind: &str, name: &str) -> Option<&'stat
     }
 }
 
-/// Why `namespace` is not a valid `metadata.namespace`, if it is not.
-pub(crate) fn namespace_problem(namespace: &str) -> Option<&'static str> {
-    (!is_dns_label(namespace)).then_some(DNS_LABEL_RULE)
+/// Why `name` is not an RFC 1123 label (the rule for namespaces), if it is not.
+pub(crate) fn dns_label_problem(name: &str) -> Option<&'static str> {
+    (!is_dns_label(name)).then_some(DNS_LABEL_RULE)
 }
 
 /// Why `key` is not a valid label key, if it is not.
@@ -83,7 +83,7 @@ pub(crate) fn label_value_problem(value: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{label_key_problem, label_value_problem, name_problem, namespace_problem};
+    use super::{dns_label_problem, label_key_problem, label_value_problem, name_problem};
 
     #[test]
     fn most_names_are_dns_subdomains() {
@@ -99,7 +99,7 @@ mod tests {
         assert!(name_problem("", "Service", "api.v2").is_some());
         assert!(name_problem("", "Namespace", &"a".repeat(64)).is_some());
         assert!(name_problem("", "Namespace", "team-a").is_none());
-        assert!(namespace_problem("team.a").is_some());
+        assert!(dns_label_problem("team.a").is_some());
     }
 
     #[test]

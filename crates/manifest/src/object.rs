@@ -3,7 +3,7 @@
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::names::{label_key_problem, label_value_problem, name_problem, namespace_problem};
+use crate::names::{dns_label_problem, label_key_problem, label_value_problem, name_problem};
 use crate::{Label, Location, ObjectId, Phase, Problem, ProblemKind};
 
 /// One object of a stage, validated and labelled.
@@ -178,7 +178,7 @@ impl Convert<'_> {
                 "metadata.name {name:?} is not a valid name: {rule}"
             ));
         }
-        if let Some(rule) = namespace.and_then(namespace_problem) {
+        if let Some(rule) = namespace.and_then(dns_label_problem) {
             problems.push(format!(
                 "metadata.namespace {:?} is not valid: {rule}",
                 namespace.unwrap_or_default()

@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::lines;
 use crate::object::{Convert, Converted};
 use crate::split::{Piece, documents, item_text, list_items};
 use crate::strict::{self, Failure, JsonList};
@@ -169,14 +170,7 @@ impl Source<'_> {
         item: Option<usize>,
         first_line: usize,
     ) -> Converted {
-        let message = format!("key `{key}` appears twice in one mapping");
-        let (line, message) = match strict::duplicate_lines(text, key) {
-            Some((first, second)) => {
-                let (first, second) = (first_line + first - 1, first_line + second - 1);
-                (second, format!("{message} (lines {first} and {second})"))
-            }
-            None => (first_line, message),
-        };
+        let (line, message) = lines::duplicate_key(text, key, first_line);
         let location = self.location(document, item, line);
         Converted::Problems(vec![Problem::new(
             location,

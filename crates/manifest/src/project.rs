@@ -7,30 +7,39 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
+use crate::names::dns_label_problem;
+use crate::strict::{self, Failure};
 use crate::{
     Error, Input, Label, LoadOptions, Location, Manifest, Problem, ProblemKind, Problems, command,
-    load,
+    lines, load,
 };
 
 /// A capstan project: the `capstan.yaml` at its root, naming the project and its stages.
 ///
 /// ```yaml
-/// name: hetzkube
+/// name: hetzkube                           # an RFC 1123 label, as are stage names
 /// labelKey: capstan.io/discriminator      # optional; kluctl.io/discriminator takes over kluctl
+/// stateNamespace: capstan-system          # optional; where capstan keeps per-stage locks
 /// stages:
 ///   capi:
 ///     manifests: build/capi.yaml           # files or folders, relative to capstan.yaml
 ///   full:
-///     discriminator: full                  # optional, defaults to <name>-<stage>
+///     discriminator: full                  # optional, defaults to <name>.<stage>
 ///     command: [nix, build, ".#kubenix.manifestYAMLFile", --print-out-paths]
 ///     prune: true
+///     adopt: true                          # optional; take over live objects no stage owns
 ///     context: my-cluster                  # the kube context this stage deploys to
 /// ```
+///
+/// Project and stage names are RFC 1123 labels (lowercase letters, digits and `-`), so the
+/// default discriminator `<name>.<stage>` names one stage of one project: a `-` could not
+/// separate them (`rel-x` + `y-full` and `rel-x-y` + `full` would share `rel-x-y-full`).
 #[derive(Clone, Debug)]
 pub struct Project {
     file: PathBuf,
     name: String,
     label_key: String,
+    state_namespace: String,
     stages: Vec<Stage>,
 }
 
@@ -38,10 +47,14 @@ pub struct Project {
 #[derive(Clone, Debug)]
 pub struct Stage {
     name: String,
+    project: String,
     label: Label,
+    legacy_label: Option<Label>,
     source: StageSource,
     prune: bool,
+    adopt: bool,
     context: Option<String>,
+    state_namespace: String,
     verify_sops_mac: bool,
 }
 
@@ -66,6 +79,7 @@ pub enum StageSource {
 struct ProjectFile {
     name: String,
     label_key: Option<String>,
+    state_namespace: Option<String>,
     stages: StageFiles,
 }
 
@@ -77,6 +91,8 @@ struct StageFile {
     discriminator: Option<String>,
     #[serde(default)]
     prune: bool,
+    #[serde(default)]
+    adopt: bool,
     context: Option<String>,
     #[serde(default)]
     sops: SopsFile,
@@ -136,6 +152,9 @@ impl Project {
     /// The project file's name.
     pub const FILE_NAME: &str = "capstan.yaml";
 
+    /// The namespace capstan keeps per-stage locks in unless `stateNamespace` names another.
+    pub const DEFAULT_STATE_NAMESPACE: &str = "capstan-system";
+
     /// The project whose `capstan.yaml` is in `start` or the nearest folder above it.
     ///
     /// # Errors
@@ -158,9 +177,11 @@ impl Project {
     ///
     /// # Errors
     ///
-    /// [`Error::Project`] when the file cannot be read, is not valid YAML, has unknown keys, or
-    /// declares a stage without exactly one of `manifests` and `command`, or a discriminator or
-    /// label key that breaks Kubernetes' label rules.
+    /// [`Error::Project`] when the file cannot be read, is not valid YAML, has unknown keys,
+    /// names the project, a stage or `stateNamespace` with anything but an RFC 1123 label (the
+    /// message gives the line), declares a stage twice or without exactly one of `manifests`
+    /// and `command`, has a discriminator or label key that breaks Kubernetes' label rules, or
+    /// a default discriminator longer than a label value may be.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let file = if path.is_dir() {
             path.join(Self::FILE_NAME)
@@ -172,8 +193,28 @@ impl Project {
             message,
         };
         let text = fs::read_to_string(&file).map_err(|error| invalid(error.to_string()))?;
+        // serde_yaml refuses a field twice, but a stage twice would pass.
+        if let Err(Failure::DuplicateKey(key)) = strict::yaml(&text) {
+            return Err(invalid(lines::duplicate_key(&text, &key, 1).1));
+        }
         let parsed: ProjectFile =
             serde_yaml::from_str(&text).map_err(|error| invalid(error.to_string()))?;
+        // Names become label values and namespaces.
+        let label_rule = |what: &str, name: &str, path: &[&str]| match dns_label_problem(name) {
+            None => Ok(()),
+            Some(rule) => {
+                let line = lines::key_line(&text, path)
+                    .map_or_else(String::new, |line| format!(" (line {line})"));
+                Err(invalid(format!("{what} {name:?}{line} is not {rule}")))
+            }
+        };
+        label_rule("the project name", &parsed.name, &["name"])?;
+        if let Some(namespace) = &parsed.state_namespace {
+            label_rule("stateNamespace", namespace, &["stateNamespace"])?;
+        }
+        for (name, _) in &parsed.stages.0 {
+            label_rule("the stage name", name, &["stages", name])?;
+        }
         let root = file
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_owned);
@@ -183,14 +224,32 @@ impl Project {
         if parsed.stages.0.is_empty() {
             return Err(invalid("the project declares no stages".to_owned()));
         }
+        let project = parsed.name;
+        let state_namespace = parsed
+            .state_namespace
+            .unwrap_or_else(|| Project::DEFAULT_STATE_NAMESPACE.to_owned());
         let mut stages = Vec::new();
         for (name, stage) in parsed.stages.0 {
             let invalid = |message: String| invalid(format!("stage {name}: {message}"));
-            let discriminator = stage
-                .discriminator
-                .unwrap_or_else(|| format!("{}-{name}", parsed.name));
-            let label = Label::new(label_key.clone(), discriminator)
-                .map_err(|error| invalid(error.to_string()))?;
+            let label = |value: String| {
+                Label::new(label_key.clone(), value).map_err(|error| invalid(error.to_string()))
+            };
+            let (label, legacy_label) = match stage.discriminator {
+                Some(discriminator) => (label(discriminator)?, None),
+                None => {
+                    let discriminator = format!("{project}.{name}");
+                    if discriminator.len() > 63 {
+                        return Err(invalid(format!(
+                            "the default discriminator `{discriminator}` is longer than 63 \
+                             characters, the limit of a label value: set `discriminator:`"
+                        )));
+                    }
+                    (
+                        label(discriminator)?,
+                        Some(label(format!("{project}-{name}"))?),
+                    )
+                }
+            };
             let source = match (stage.manifests, stage.command) {
                 (Some(OneOrMany::One(path)), None) => StageSource::Paths(vec![root.join(path)]),
                 (Some(OneOrMany::Many(paths)), None) if !paths.is_empty() => {
@@ -208,17 +267,22 @@ impl Project {
             };
             stages.push(Stage {
                 name,
+                project: project.clone(),
                 label,
+                legacy_label,
                 source,
                 prune: stage.prune,
+                adopt: stage.adopt,
                 context: stage.context,
+                state_namespace: state_namespace.clone(),
                 verify_sops_mac: stage.sops.verify_mac,
             });
         }
         Ok(Self {
             file,
-            name: parsed.name,
+            name: project,
             label_key,
+            state_namespace,
             stages,
         })
     }
@@ -236,6 +300,12 @@ impl Project {
     /// The discriminator label key all stages use.
     pub fn label_key(&self) -> &str {
         &self.label_key
+    }
+
+    /// The namespace where capstan keeps per-stage locks (`stateNamespace`, by default
+    /// [`Project::DEFAULT_STATE_NAMESPACE`]).
+    pub fn state_namespace(&self) -> &str {
+        &self.state_namespace
     }
 
     /// The stages, in the order the file lists them.
@@ -266,9 +336,22 @@ impl Stage {
         &self.name
     }
 
-    /// The discriminator label that marks this stage's objects.
+    /// The name of the project the stage belongs to.
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// The discriminator label that marks this stage's objects: `discriminator:`, or by default
+    /// `<project>.<stage>`.
     pub fn label(&self) -> &Label {
         &self.label
+    }
+
+    /// The label earlier versions of capstan gave the stage's objects by default,
+    /// `<project>-<stage>`, so that objects they deployed can be found and relabelled. `None`
+    /// when the stage sets `discriminator:`, which never changed.
+    pub fn legacy_label(&self) -> Option<Label> {
+        self.legacy_label.clone()
     }
 
     /// Where its manifests come from.
@@ -279,6 +362,17 @@ impl Stage {
     /// Whether deploying the stage prunes its orphans unless told otherwise.
     pub fn prune(&self) -> bool {
         self.prune
+    }
+
+    /// Whether deploying the stage takes over live objects that no stage owns yet (`adopt:
+    /// true`), as `--adopt` does for one run; off by default.
+    pub fn adopt(&self) -> bool {
+        self.adopt
+    }
+
+    /// The namespace where capstan keeps the stage's lock: the project's `stateNamespace`.
+    pub fn state_namespace(&self) -> &str {
+        &self.state_namespace
     }
 
     /// Whether the MAC of SOPS-encrypted objects must verify (`sops: {verifyMac: false}` turns

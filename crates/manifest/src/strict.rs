@@ -3,14 +3,11 @@
 //! YAML 1.2 requires keys to be unique, yet serde_json's `Value` keeps the last of two equal
 //! keys, so `name: a` then `name: b` would deploy `b` without a word. The check runs while
 //! the document is deserialized, at the cost of one lookup the insert makes anyway; only when
-//! it fails is the text scanned again (by saphyr-parser, which reports lines) to say where.
+//! it fails is the text scanned again ([`crate::lines`]) to say where.
 
-use std::borrow::Cow;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::fmt;
 
-use saphyr_parser::{Event, Parser};
 use serde::Deserialize as _;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::map::Entry;
@@ -64,52 +61,6 @@ fn failure<E>(duplicate: &Cell<Option<String>>, error: E) -> Failure<E> {
         Some(key) => Failure::DuplicateKey(key),
         None => Failure::Other(error),
     }
-}
-
-/// The lines (from 1) of the first mapping in `text` that holds `key` twice: the first
-/// occurrence and the second. JSON is YAML here too. `None` when the key comes from an alias,
-/// or the scanner and serde's parser disagree about the text.
-pub(crate) fn duplicate_lines(text: &str, key: &str) -> Option<(usize, usize)> {
-    enum Frame<'k> {
-        Sequence,
-        /// Lines of the keys seen, and whether the next node is a key.
-        Mapping(HashMap<Cow<'k, str>, usize>, bool),
-    }
-    let mut frames: Vec<Frame<'_>> = Vec::new();
-    for event in Parser::new_from_str(text) {
-        let (event, span) = event.ok()?;
-        let line = span.start.line();
-        let scalar = match event {
-            Event::MappingStart(..) => {
-                frames.push(Frame::Mapping(HashMap::new(), true));
-                continue;
-            }
-            Event::SequenceStart(..) => {
-                frames.push(Frame::Sequence);
-                continue;
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                frames.pop();
-                None
-            }
-            Event::Scalar(value, ..) => Some(value),
-            Event::Alias(_) => None,
-            _ => continue,
-        };
-        // A node is complete: in a mapping, keys and values take turns.
-        if let Some(Frame::Mapping(keys, next_is_key)) = frames.last_mut() {
-            if *next_is_key && let Some(scalar) = scalar {
-                if scalar == key
-                    && let Some(first) = keys.get(&scalar)
-                {
-                    return Some((*first, line));
-                }
-                keys.entry(scalar).or_insert(line);
-            }
-            *next_is_key = !*next_is_key;
-        }
-    }
-    None
 }
 
 /// Deserializes what serde_json's `Value` does, the same way, except for repeated keys: the
@@ -245,7 +196,7 @@ impl<'de> Visitor<'de> for ListVisitor<'_> {
 mod tests {
     use serde_json::json;
 
-    use super::{Failure, duplicate_lines, json, json_list, yaml};
+    use super::{Failure, json, json_list, yaml};
 
     fn duplicate<E>(result: Result<serde_json::Value, Failure<E>>) -> Option<String> {
         match result {
@@ -291,15 +242,5 @@ mod tests {
         assert!(matches!(json_list(list), Err(Failure::DuplicateKey(key)) if key == "a"));
         let list = r#"{"kind": "List", "items": [], "kind": "List"}"#;
         assert!(matches!(json_list(list), Err(Failure::DuplicateKey(key)) if key == "kind"));
-    }
-
-    #[test]
-    fn duplicate_lines_are_found_in_the_mapping_that_repeats_the_key() {
-        let text =
-            "name: top\nmetadata:\n  labels: {name: x}\n  name: a\n  spec: [name]\n  name: b\n";
-        assert_eq!(duplicate_lines(text, "name"), Some((4, 6)));
-        let text = "{\"a\": 1,\n \"b\": {\"a\": 2},\n \"a\": 3}";
-        assert_eq!(duplicate_lines(text, "a"), Some((1, 3)));
-        assert_eq!(duplicate_lines("[a, a]", "a"), None);
     }
 }

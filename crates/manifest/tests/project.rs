@@ -24,8 +24,9 @@ fn stages_default_their_discriminator_to_project_and_stage_name() {
     let capi = project.stage("capi").unwrap();
     assert_eq!(
         capi.label().selector(),
-        "capstan.io/discriminator=hetzkube-capi"
+        "capstan.io/discriminator=hetzkube.capi"
     );
+    assert_eq!(capi.project(), "hetzkube");
     assert!(!capi.prune());
     assert!(
         matches!(capi.source(), StageSource::Paths(paths) if paths == &[dir.path().join("build/capi.yaml")])
@@ -34,6 +35,112 @@ fn stages_default_their_discriminator_to_project_and_stage_name() {
     assert_eq!(full.label().value(), "full");
     assert!(full.prune());
     assert_eq!(full.context(), Some("my-cluster"));
+}
+
+#[test]
+fn the_default_discriminator_keeps_project_and_stage_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = project(
+        dir.path(),
+        "name: rel-x\nstages: {y-full: {manifests: m}}\n",
+    )
+    .unwrap();
+    let second = project(
+        dir.path(),
+        "name: rel-x-y\nstages: {full: {manifests: m}}\n",
+    )
+    .unwrap();
+    assert_eq!(first.stages()[0].label().value(), "rel-x.y-full");
+    assert_eq!(second.stages()[0].label().value(), "rel-x-y.full");
+}
+
+#[test]
+fn the_legacy_label_is_the_old_default_and_only_for_a_defaulted_discriminator() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name: shop\nlabelKey: example.com/owner\nstages: {full: {manifests: m}, capi: {manifests: m, discriminator: capi}}\n";
+    let project = project(dir.path(), text).unwrap();
+    let legacy = project.stage("full").unwrap().legacy_label().unwrap();
+    assert_eq!(legacy.selector(), "example.com/owner=shop-full");
+    assert_eq!(project.stage("capi").unwrap().legacy_label(), None);
+}
+
+#[test]
+fn a_default_discriminator_longer_than_a_label_value_asks_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("capstan.yaml").display().to_string();
+    let (name, stage) = ("p".repeat(40), "s".repeat(23));
+    let text = format!("name: {name}\nstages: {{{stage}: {{manifests: m}}}}\n");
+    assert_eq!(
+        project(dir.path(), &text).unwrap_err().to_string(),
+        format!(
+            "{file}: stage {stage}: the default discriminator `{name}.{stage}` is longer than 63 characters, the limit of a label value: set `discriminator:`"
+        )
+    );
+    let text =
+        format!("name: {name}\nstages: {{{stage}: {{manifests: m, discriminator: full}}}}\n");
+    assert_eq!(
+        project(dir.path(), &text).unwrap().stages()[0]
+            .label()
+            .value(),
+        "full"
+    );
+}
+
+#[test]
+fn project_stage_and_state_namespace_names_must_be_dns_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("capstan.yaml").display().to_string();
+    let rule = "a lowercase RFC 1123 label: at most 63 characters, lowercase letters, digits and '-', starting and ending with a letter or digit";
+    let cases = [
+        (
+            "name: My Project\nstages: {full: {manifests: m}}\n",
+            format!("the project name \"My Project\" (line 1) is not {rule}"),
+        ),
+        (
+            "name: p\nstages:\n  full:\n    manifests: m\n  Full_2: {manifests: m}\n",
+            format!("the stage name \"Full_2\" (line 5) is not {rule}"),
+        ),
+        (
+            "name: p\nstateNamespace: capstan.system\nstages: {full: {manifests: m}}\n",
+            format!("stateNamespace \"capstan.system\" (line 2) is not {rule}"),
+        ),
+    ];
+    for (text, message) in cases {
+        let error = project(dir.path(), text).unwrap_err();
+        assert_eq!(error.to_string(), format!("{file}: {message}"));
+    }
+}
+
+#[test]
+fn a_stage_declared_twice_is_an_error_naming_both_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("capstan.yaml").display().to_string();
+    let text = "name: p\nstages:\n  full: {manifests: a}\n  full: {manifests: b}\n";
+    assert_eq!(
+        project(dir.path(), text).unwrap_err().to_string(),
+        format!("{file}: key `full` appears twice in one mapping (lines 3 and 4)")
+    );
+}
+
+#[test]
+fn adopt_and_the_state_namespace_are_off_and_capstan_system_unless_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name: p\nstages: {a: {manifests: m}, b: {manifests: m, adopt: true}}\n";
+    let defaults = project(dir.path(), text).unwrap();
+    assert_eq!(defaults.state_namespace(), "capstan-system");
+    assert_eq!(defaults.stages()[0].state_namespace(), "capstan-system");
+    let adopt: Vec<bool> = defaults
+        .stages()
+        .iter()
+        .map(|stage| stage.adopt())
+        .collect();
+    assert_eq!(adopt, [false, true]);
+    let text = "name: p\nstateNamespace: ops\nstages: {a: {manifests: m}}\n";
+    let set = project(dir.path(), text).unwrap();
+    assert_eq!(
+        (set.state_namespace(), set.stages()[0].state_namespace()),
+        ("ops", "ops")
+    );
 }
 
 #[test]
@@ -78,14 +185,14 @@ fn unknown_keys_and_incomplete_stages_are_errors() {
     );
     let error = project(
         dir.path(),
-        "name: My Project\nstages: {full: {manifests: m}}\n",
+        "name: p\nstages: {full: {manifests: m, discriminator: not ok}}\n",
     )
     .unwrap_err();
-    assert!(
-        error.to_string().contains(
-            "stage full: invalid discriminator label capstan.io/discriminator=My Project-full"
-        ),
-        "{error}"
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{file}: stage full: invalid discriminator label capstan.io/discriminator=not ok: at most 63 characters: letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+        )
     );
 }
 
@@ -134,10 +241,10 @@ fn stage_paths_are_relative_to_the_project() {
     )
     .unwrap();
     let manifest = project.stage("full").unwrap().load(&mut |_| {}).unwrap();
-    assert_eq!(manifest.label().unwrap().value(), "p-full");
+    assert_eq!(manifest.label().unwrap().value(), "p.full");
     assert_eq!(
         manifest.objects()[0].to_value()["metadata"]["labels"]["capstan.io/discriminator"],
-        "p-full"
+        "p.full"
     );
 }
 
