@@ -41,6 +41,15 @@ pub enum Error {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// An `--include` or `--exclude` selector is none of the forms [`Selector`](crate::Selector)
+    /// takes.
+    #[error("invalid selector `{}`: {reason}", escape_controls(.selector))]
+    Selector {
+        /// The selector as given.
+        selector: String,
+        /// What is wrong with it, and the forms a selector takes.
+        reason: String,
+    },
     /// No `capstan.yaml` in the folder or above it.
     #[error("no capstan.yaml in {} or any folder above it (pass --project, or -f to load files)", shown(.start))]
     ProjectNotFound {

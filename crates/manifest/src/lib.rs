@@ -18,6 +18,10 @@
 //! A [`Project`] reads `capstan.yaml`, which names the project's stages and where each stage's
 //! manifests come from: files, or a command such as `nix build ... --print-out-paths`.
 //!
+//! A [`Selection`] of [`Selector`]s (`--include kind=Secret`, `--exclude namespace=kube-system`)
+//! narrows a manifest to the objects one command works on ([`Manifest::select`]). Text taken
+//! from manifests is shown with control characters escaped ([`escape_controls`]).
+//!
 //! Loading is fast: documents, `List` items and files parse in parallel, and each object is
 //! kept as compact JSON rather than a tree of values.
 //!
@@ -62,6 +66,7 @@ mod order;
 mod parse;
 mod problem;
 mod project;
+mod select;
 mod split;
 mod strict;
 
@@ -75,3 +80,4 @@ pub use object::Object;
 pub use order::Phase;
 pub use problem::{Location, Problem, ProblemKind, Problems};
 pub use project::{Project, Stage, StageSource};
+pub use select::{Selection, Selector};

@@ -1,12 +1,13 @@
 //! The loaded set of objects: ordered, labelled, ready to render or apply.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 
 use crate::names::{label_key_problem, label_value_problem};
-use crate::{Error, Object, Phase};
+use crate::{Error, Object, Phase, Selection};
 
 /// The label that marks objects as owned by one stage: `key=value`, for example
 /// `capstan.io/discriminator=hetzkube.full`.
@@ -113,6 +114,22 @@ impl Manifest {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
+    }
+
+    /// Drops the objects `selection` does not select; the others keep their order.
+    pub fn select(&mut self, selection: &Selection) {
+        if selection.is_empty() {
+            return;
+        }
+        let about_labels = selection.is_about_labels();
+        let none = BTreeMap::new();
+        self.objects.retain(|object| {
+            if about_labels {
+                selection.matches(object.id(), &object.labels())
+            } else {
+                selection.matches(object.id(), &none)
+            }
+        });
     }
 
     /// The discriminator label every object carries, if one was given when loading.

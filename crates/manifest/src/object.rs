@@ -1,5 +1,8 @@
 //! One loaded object, and how a parsed document becomes one.
 
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -53,6 +56,23 @@ impl Object {
     /// out again first.
     pub fn label_added(&self) -> bool {
         self.label_added
+    }
+
+    /// The object's labels (`metadata.labels`), with the discriminator when one was given.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        #[derive(Deserialize)]
+        struct Object {
+            metadata: Metadata,
+        }
+        #[derive(Deserialize)]
+        struct Metadata {
+            labels: Option<BTreeMap<String, String>>,
+        }
+        // Loading checked that labels are strings; only the labels are kept from the parse.
+        serde_json::from_str::<Object>(self.json.get())
+            .ok()
+            .and_then(|object| object.metadata.labels)
+            .unwrap_or_default()
     }
 
     /// The object as a tree of values.
