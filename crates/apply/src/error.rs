@@ -1,6 +1,10 @@
 //! The one error type of capstan-apply.
 
+use std::time::Duration;
+
 use capstan_manifest::ObjectId;
+
+use crate::lock::LockHolder;
 
 /// Why a deploy, prune, delete or query failed, as a whole or for one object.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +146,63 @@ pub enum Error {
     /// The confirmation callback declined.
     #[error("not confirmed; nothing was changed")]
     NotConfirmed,
+
+    /// Another run holds the stage lock.
+    #[error(
+        "another run holds the stage lock, Lease `{namespace}/{name}`: {holder}{}",
+        waited.map(|w| format!("; still held after waiting {} s", w.as_secs())).unwrap_or_default()
+    )]
+    Locked {
+        /// The Lease's namespace.
+        namespace: String,
+        /// The Lease's name.
+        name: String,
+        /// Who holds it.
+        holder: LockHolder,
+        /// How long this run waited, when it was allowed to.
+        waited: Option<Duration>,
+    },
+
+    /// A held stage lock is gone: taken over, deleted, or not renewed in time.
+    #[error("lost the stage lock, Lease `{namespace}/{name}`: {reason}")]
+    LockLost {
+        /// The Lease's namespace.
+        namespace: String,
+        /// The Lease's name.
+        name: String,
+        /// What happened to it.
+        reason: String,
+    },
+
+    /// The user may not write the stage lock or create its namespace.
+    #[error(
+        "not allowed to {operation} the stage lock, Lease `{namespace}/{name}`: {message}; a \
+         project can set `stateNamespace:` in capstan.yaml to a namespace the user may write"
+    )]
+    LockForbidden {
+        /// `create`, `read`, `take over`, `release` or `create the namespace of`.
+        operation: &'static str,
+        /// The Lease's namespace.
+        namespace: String,
+        /// The Lease's name.
+        name: String,
+        /// The server's message.
+        message: String,
+    },
+
+    /// A request for the stage lock failed.
+    #[error("cannot {operation} the stage lock, Lease `{namespace}/{name}`")]
+    Lock {
+        /// `create`, `read`, `take over`, `release` or `create the namespace of`.
+        operation: &'static str,
+        /// The Lease's namespace.
+        namespace: String,
+        /// The Lease's name.
+        name: String,
+        /// What the server or the connection said.
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {

@@ -68,6 +68,7 @@ mod diff;
 mod error;
 mod health;
 mod live;
+mod lock;
 mod normalize;
 mod options;
 mod plan;
@@ -80,6 +81,7 @@ pub use crate::{
     diff::Diff,
     error::{Error, Result},
     health::{Health, ObjectStatus},
+    lock::{LockHolder, LockRequest, StageLock, default_holder},
     normalize::{HASH_ANNOTATION, STAMP_PREFIX, ValuePath},
     options::{Event, Options, Prepare, Prepared, Progress},
     plan::{Action, Plan, Planned},

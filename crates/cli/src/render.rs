@@ -46,8 +46,8 @@ pub(crate) struct ValidateArgs {
     stage: StageArgs,
 
     /// Also have a real API server check every object with a server-side dry run (schemas,
-    /// admission), through the current kubeconfig context or --context; `capstan local up`
-    /// provides one. Writes nothing.
+    /// admission), through the current kubeconfig context or --context (the stage's
+    /// `context` rules as for deploy); `capstan local up` provides one. Writes nothing.
     #[arg(long)]
     server: bool,
 
@@ -184,7 +184,7 @@ fn check_on_server(
         crate::deploy::decrypting(capstan_apply::Options::default(), loaded);
     options.verify_new = true;
     crate::cluster::block_on(async {
-        let cluster = cluster.connect(None).await?;
+        let cluster = cluster.connect(loaded.context.as_deref()).await?;
         let deployer = capstan_apply::Deployer::new(cluster.client, options);
         let plan = deployer.plan(manifest, false, &|_| {}).await?;
         crate::deploy::warn_unverified(&secrets, &loaded.what);

@@ -225,9 +225,16 @@ fn copy_tree(from: &Path, to: &Path) {
 #[tokio::test]
 async fn validate_on_a_server_reports_schema_errors_offline_checks_cannot_see() {
     let plane = ControlPlane::shared().await.expect("control plane");
+    // The example's stage is for `capstan-local`; the test plane is another cluster.
     let validate = |project: &Path| {
         Command::new(env!("CARGO_BIN_EXE_capstan"))
-            .args(["validate", "--server", "--stage", "full", "--project"])
+            .args(["validate", "--server", "--stage", "full"])
+            .args([
+                "--context",
+                "capstan-testenv",
+                "--override-stage-context",
+                "--project",
+            ])
             .arg(project)
             .env("KUBECONFIG", plane.kubeconfig())
             .output()

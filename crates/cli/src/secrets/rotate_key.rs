@@ -380,17 +380,11 @@ async fn hand_over(
     new_key_file: &str,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
-    let config = match &args.context {
-        Some(context) => {
-            let options = kube::config::KubeConfigOptions {
-                context: Some(context.clone()),
-                ..Default::default()
-            };
-            kube::Config::from_kubeconfig(&options).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    let client = kube::Client::try_from(config).context("cannot create the Kubernetes client")?;
+    // The one way capstan connects: the same kubeconfig rules and messages as every command.
+    let client = crate::cluster::ClusterArgs::with_context(args.context.clone())
+        .connect(None)
+        .await?
+        .client;
     let namespace = &args.namespace;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let secrets: Api<Secret> = Api::namespaced(client, namespace);
