@@ -249,7 +249,11 @@ impl Deployer {
         operation: &'static str,
         source: kube::Error,
     ) -> Error {
-        self.request_error(item.id(), operation, source)
+        let error = self.request_error(item.id(), operation, source);
+        if item.secrets.is_empty() {
+            return error;
+        }
+        error.redacted(&item.secrets)
     }
 
     pub(crate) fn request_error(

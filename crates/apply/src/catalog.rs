@@ -159,6 +159,21 @@ impl Catalog {
             .filter(|r| r.preferred && r.supports("list") && r.supports("delete"))
     }
 
+    /// The type served for `group` and `plural` in its preferred version, or any served one.
+    pub(crate) fn by_plural(&self, group: &str, plural: &str) -> Option<&Resource> {
+        let mut served = self
+            .by_kind
+            .values()
+            .filter(|r| r.api.group == group && r.api.plural == plural);
+        let first = served.next()?;
+        Some(
+            std::iter::once(first)
+                .chain(served)
+                .find(|r| r.preferred)
+                .unwrap_or(first),
+        )
+    }
+
     /// How many group-versions were queried, for request accounting in reports.
     pub(crate) fn len(&self) -> usize {
         self.by_kind.len()

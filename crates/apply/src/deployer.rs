@@ -1,6 +1,6 @@
 //! The entry point: a [`Deployer`] plans, applies, prunes, deletes and reports.
 
-use capstan_manifest::{Label, Manifest, ObjectId};
+use capstan_manifest::{Manifest, ObjectId};
 use kube::Client;
 
 use crate::api::Api;
@@ -8,9 +8,10 @@ use crate::apply::Outcome;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::health::ObjectStatus;
+use crate::lock::StageLock;
 use crate::options::{Options, Progress};
 use crate::plan::{Action, Plan};
-use crate::prune::{Deletion, Owned};
+use crate::prune::{Blind, Deletion, Owned};
 
 /// Deploys manifests to one cluster and answers what a discriminator owns there.
 ///
@@ -19,6 +20,8 @@ use crate::prune::{Deletion, Owned};
 pub struct Deployer {
     pub(crate) api: Api,
     pub(crate) options: Options,
+    /// The stage lock this deployer works under, checked before every write and delete.
+    lock: Option<StageLock>,
 }
 
 /// What [`Deployer::deploy`] should do besides applying.
@@ -42,6 +45,16 @@ impl DeployRequest {
             wait,
         }
     }
+}
+
+/// What a discriminator owns on the server.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Inventory {
+    /// The objects, each with the guards' verdict.
+    pub objects: Vec<Owned>,
+    /// What could not be listed.
+    pub blind: Blind,
 }
 
 /// What a deploy did.
@@ -85,7 +98,32 @@ impl Deployer {
         Self {
             api: Api::new(client),
             options,
+            lock: None,
         }
+    }
+
+    /// Works under `lock` (see [`StageLock`]): every write and delete first checks that the
+    /// lock is still held, so a run that lost it (another run took it over after this one
+    /// stalled) stops instead of racing the new holder.
+    pub fn with_lock(mut self, lock: StageLock) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// Gives the lock back, if this deployer holds one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockLost`] when it was lost during the run; a request failing.
+    pub async fn release_lock(&mut self) -> Result<()> {
+        match self.lock.take() {
+            Some(lock) => lock.release().await,
+            None => Ok(()),
+        }
+    }
+
+    fn holds_lock(&self) -> Result<()> {
+        self.lock.as_ref().map_or(Ok(()), StageLock::check)
     }
 
     /// API requests this deployer has made so far, retries included.
@@ -122,6 +160,7 @@ impl Deployer {
         if count > 0 {
             return Err(Error::Unplannable { count });
         }
+        self.holds_lock()?;
         self.api.reset();
         Ok(self.write(plan, progress).await)
     }
@@ -158,6 +197,7 @@ impl Deployer {
                 selector: plan.selector.clone().unwrap_or_default(),
             });
         }
+        self.holds_lock()?;
         Ok(self.delete_owned(orphans, progress).await)
     }
 
@@ -202,6 +242,7 @@ impl Deployer {
         if plan.has_changes() && !confirm(&plan) {
             return Err(Error::NotConfirmed);
         }
+        self.holds_lock()?;
         let outcomes = self.write(&mut plan, progress).await;
         let prune = match request.prune {
             true => Some(self.prune(&plan, &outcomes, progress).await),
@@ -228,23 +269,47 @@ impl Deployer {
         })
     }
 
-    /// Every live object carrying `label`, across all resource types, with what would keep
-    /// each from being deleted.
+    /// Every live object carrying the manifests' discriminator, across all resource types,
+    /// with what would keep each from being deleted (the cascade guards included). A user who
+    /// may not list across the cluster gets what the manifests' namespaces hold.
     ///
     /// # Errors
     ///
-    /// Discovery or a list failing.
-    pub async fn owned(&self, label: &Label, progress: Progress<'_>) -> Result<Vec<Owned>> {
+    /// [`Error::NoDiscriminator`] for manifests loaded without a label; discovery or a list
+    /// failing.
+    pub async fn owned(&self, manifest: &Manifest, progress: Progress<'_>) -> Result<Inventory> {
+        let label = manifest.label().ok_or(Error::NoDiscriminator {
+            operation: "delete",
+        })?;
         self.api.reset();
         let catalog = Catalog::discover(&self.api).await?;
-        self.scan(&catalog, label, progress).await
+        let mut namespaces: Vec<String> = manifest
+            .iter()
+            .filter_map(|o| o.id().namespace().map(str::to_owned))
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        let mut scan = self.scan(&catalog, label, &namespaces, progress).await?;
+        if let Some(selection) = &self.options.selection {
+            scan.owned.retain(|o| selection.matches(&o.id, &o.labels));
+        }
+        self.guard_cascades(&catalog, &mut scan.owned).await;
+        Ok(Inventory {
+            objects: scan.owned,
+            blind: scan.blind,
+        })
     }
 
     /// Deletes the given objects (those without a [`Keep`](crate::Keep) reason) in reverse
     /// apply order, each only if its UID is unchanged. Asking first is the caller's job.
-    pub async fn delete(&self, owned: &[Owned], progress: Progress<'_>) -> Vec<Deletion> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockLost`] when the deployer's lock is no longer held: nothing is deleted.
+    pub async fn delete(&self, owned: &[Owned], progress: Progress<'_>) -> Result<Vec<Deletion>> {
+        self.holds_lock()?;
         self.api.reset();
-        self.delete_owned(owned, progress).await
+        Ok(self.delete_owned(owned, progress).await)
     }
 
     /// The health of every object of the manifests on the server.

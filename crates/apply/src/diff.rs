@@ -5,6 +5,7 @@ use serde_json::Value;
 use similar::TextDiff;
 
 use crate::normalize::{ValuePath, hide_hash, mask, normalize};
+use crate::redact::Redactions;
 
 /// An object's live state and its planned state, normalised, with every secret value masked.
 ///
@@ -17,8 +18,13 @@ pub struct Diff {
 
 impl Diff {
     /// Builds the diff from whole objects; `masked` names values (besides Secret data) that must
-    /// never be shown.
-    pub(crate) fn new(before: Option<&Value>, after: &Value, masked: &[ValuePath]) -> Self {
+    /// never be shown, and `secrets` are masked wherever else they appear.
+    pub(crate) fn new(
+        before: Option<&Value>,
+        after: &Value,
+        masked: &[ValuePath],
+        secrets: &Redactions,
+    ) -> Self {
         let mut before = before.cloned();
         let mut after = after.clone();
         for state in before.iter_mut().chain(Some(&mut after)) {
@@ -26,9 +32,10 @@ impl Diff {
             hide_hash(state);
         }
         mask(before.as_mut(), &mut after, masked);
+        let text = |value: &Value| secrets.redact(&to_yaml(value));
         Self {
-            before: before.as_ref().map(to_yaml).unwrap_or_default(),
-            after: to_yaml(&after),
+            before: before.as_ref().map(text).unwrap_or_default(),
+            after: text(&after),
         }
     }
 
@@ -69,6 +76,7 @@ mod tests {
     use serde_json::json;
 
     use super::Diff;
+    use crate::redact::Redactions;
 
     #[test]
     fn unified_diff_shows_changed_lines_and_hides_bookkeeping() {
@@ -79,7 +87,7 @@ mod tests {
         let planned = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "a", "annotations": {"capstan.io/content-hash": "new"}},
             "data": {"k": "new"}});
-        let diff = Diff::new(Some(&live), &planned, &[]);
+        let diff = Diff::new(Some(&live), &planned, &[], &Redactions::default());
         let text = diff.unified("v1/ConfigMap a");
         assert!(text.contains("-  k: old\n+  k: new\n"), "{text}");
         assert!(
@@ -90,7 +98,12 @@ mod tests {
 
     #[test]
     fn new_objects_have_an_empty_before() {
-        let diff = Diff::new(None, &json!({"kind": "ConfigMap"}), &[]);
+        let diff = Diff::new(
+            None,
+            &json!({"kind": "ConfigMap"}),
+            &[],
+            &Redactions::default(),
+        );
         assert_eq!(diff.before(), "");
         assert!(diff.unified("x").contains("+kind: ConfigMap"));
     }

@@ -203,9 +203,49 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+
+    /// The object exists but capstan never applied it; taking it over needs
+    /// [`Options::adopt`](crate::Options::adopt).
+    #[error(
+        "{id}: exists but was never applied by capstan ({}); adopting it would make the \
+         stage's prune and delete go for it",
+        if managers.is_empty() {
+            "no field manager recorded".to_owned()
+        } else {
+            format!("managed by {}", managers.join(", "))
+        }
+    )]
+    NotAdopted {
+        /// The object.
+        id: ObjectId,
+        /// Its current field managers.
+        managers: Vec<String>,
+    },
 }
 
 impl Error {
+    /// The error with every secret value of its object masked in the server's message.
+    pub(crate) fn redacted(self, secrets: &crate::redact::Redactions) -> Self {
+        match self {
+            Self::Conflict { id, message } => Self::Conflict {
+                id,
+                message: secrets.redact(&message),
+            },
+            Self::Rejected {
+                id,
+                operation,
+                code,
+                message,
+            } => Self::Rejected {
+                id,
+                operation,
+                code,
+                message: secrets.redact(&message),
+            },
+            other => other,
+        }
+    }
+
     /// The object the error is about, if it is about one.
     pub fn object(&self) -> Option<&ObjectId> {
         match self {
@@ -216,6 +256,7 @@ impl Error {
             | Self::Request { id, .. }
             | Self::Prepare { id, .. }
             | Self::NotEstablished { id, .. }
+            | Self::NotAdopted { id, .. }
             | Self::Skipped { id } => Some(id),
             _ => None,
         }

@@ -22,7 +22,7 @@
 //! use capstan_manifest::{Input, Label, LoadOptions, load};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let label = Label::new("capstan.io/discriminator", "demo-full")?;
+//! let label = Label::new("capstan.io/discriminator", "demo.full")?;
 //! let manifest = load(&[Input::Path("stage.yaml".into())], &LoadOptions::with_label(label))?;
 //! let deployer = Deployer::new(kube::Client::try_default().await?, Options::default());
 //! let request = DeployRequest::new(true, false, false);
@@ -62,7 +62,9 @@
 
 mod api;
 mod apply;
+mod cascade;
 mod catalog;
+mod check;
 mod deployer;
 mod diff;
 mod error;
@@ -71,19 +73,22 @@ mod live;
 mod lock;
 mod normalize;
 mod options;
+mod ownership;
 mod plan;
 mod proof;
 mod prune;
+mod redact;
 
 pub use crate::{
     apply::Outcome,
-    deployer::{DeployRequest, Deployer, Deployment},
+    deployer::{DeployRequest, Deployer, Deployment, Inventory},
     diff::Diff,
     error::{Error, Result},
     health::{Health, ObjectStatus},
     lock::{LockHolder, LockRequest, StageLock, default_holder},
     normalize::{HASH_ANNOTATION, STAMP_PREFIX, ValuePath},
     options::{Event, Options, Prepare, Prepared, Progress},
+    ownership::OWNER_ANNOTATION,
     plan::{Action, Plan, Planned},
-    prune::{Deletion, Keep, Orphan, Owned, SKIP_DELETE_ANNOTATION},
+    prune::{Blind, Deletion, Keep, Orphan, Owned, Removal, SKIP_DELETE_ANNOTATION},
 };

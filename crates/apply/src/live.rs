@@ -7,10 +7,13 @@ use capstan_manifest::{Manifest, Object, ObjectId};
 use futures::{StreamExt as _, stream};
 
 use crate::api::MetaItem;
+use crate::api::{Target, status_code};
 use crate::catalog::{Catalog, Resource};
+use crate::check::Check;
 use crate::deployer::Deployer;
 use crate::error::{Error, Result};
-use crate::plan::{Check, Planned, type_key};
+use crate::ownership;
+use crate::plan::{Planned, type_key};
 
 /// Objects of one type in one namespace at or above this many are checked for existence with
 /// one list instead of a read each.
@@ -32,17 +35,7 @@ impl Deployer {
             Some(namespaces) if items.iter().any(|i| i.namespace.is_some()) => namespaces,
             _ => return Ok(()),
         };
-        let existing: HashSet<String> = self
-            .api
-            .list_metadata(&namespaces.api, None, None)
-            .await
-            .map_err(|source| Error::List {
-                resource: namespaces.describe(),
-                source,
-            })?
-            .into_iter()
-            .filter_map(|item| item.metadata.name)
-            .collect();
+        let existing = self.existing_namespaces(namespaces, items).await?;
         let created: HashSet<&str> = manifest
             .iter()
             .map(Object::id)
@@ -53,7 +46,7 @@ impl Deployer {
             let Some(namespace) = item.namespace.as_deref() else {
                 continue;
             };
-            if existing.contains(namespace) {
+            if existing.as_ref().is_none_or(|e| e.contains(namespace)) {
                 continue;
             }
             if created.contains(namespace) {
@@ -69,6 +62,51 @@ impl Deployer {
         Ok(())
     }
 
+    /// The names of the Namespaces that exist, from one list; for a user who may not list
+    /// Namespaces, from a read of each one the manifests use. `None` when even that is
+    /// forbidden: a namespace nobody may read is not known to be missing, and the dry run
+    /// decides.
+    async fn existing_namespaces(
+        &self,
+        namespaces: &Resource,
+        items: &[Planned<'_>],
+    ) -> Result<Option<HashSet<String>>> {
+        let list_error = |source| Error::List {
+            resource: namespaces.describe(),
+            source,
+        };
+        let source = match self.api.list_metadata(&namespaces.api, None, None).await {
+            Ok(list) => {
+                return Ok(Some(
+                    list.into_iter().filter_map(|i| i.metadata.name).collect(),
+                ));
+            }
+            Err(error) if status_code(&error) == Some(403) => error,
+            Err(error) => return Err(list_error(error)),
+        };
+        let wanted: HashSet<&str> = items
+            .iter()
+            .filter_map(|i| i.namespace.as_deref())
+            .collect();
+        let mut existing = HashSet::new();
+        for name in wanted {
+            let target = Target {
+                resource: &namespaces.api,
+                namespace: None,
+                name,
+            };
+            match self.api.get(target).await {
+                Ok(Some(_)) => {
+                    existing.insert(name.to_owned());
+                }
+                Ok(None) => {}
+                Err(error) if status_code(&error) == Some(403) => return Ok(None),
+                Err(_) => return Err(list_error(source)),
+            }
+        }
+        Ok(Some(existing))
+    }
+
     /// Live objects carrying the discriminator, of every type the manifests use: one
     /// metadata-only list per type.
     pub(crate) async fn labelled(
@@ -79,7 +117,7 @@ impl Deployer {
         let Some(label) = manifest.label() else {
             return Ok(HashMap::new());
         };
-        let selector = label.selector();
+        let selector = ownership::selector(label, &self.options);
         // A list reads every object of its range from etcd before the label selector applies,
         // so a stage's few namespaces are listed one by one rather than the whole cluster.
         let mut scopes: HashMap<String, (&Resource, HashSet<Option<&str>>)> = HashMap::new();
@@ -91,6 +129,12 @@ impl Deployer {
                 scope.1.insert(item.namespace.as_deref());
             }
         }
+        let scoped: HashMap<String, Vec<&str>> = scopes
+            .iter()
+            .map(|(key, (_, namespaces))| {
+                (key.clone(), namespaces.iter().flatten().copied().collect())
+            })
+            .collect();
         let mut requests: Vec<(String, &Resource, Option<&str>)> = Vec::new();
         for (key, (resource, namespaces)) in scopes {
             if namespaces.len() > NAMESPACE_LISTS || namespaces.contains(&None) {
@@ -102,16 +146,33 @@ impl Deployer {
         let lists: Vec<Result<(String, Vec<MetaItem>)>> = stream::iter(requests)
             .map(|(key, resource, namespace)| {
                 let selector = &selector;
+                let scoped = &scoped;
                 async move {
-                    let items = self
-                        .api
-                        .list_metadata(&resource.api, namespace, Some(selector))
-                        .await
-                        .map_err(|source| Error::List {
-                            resource: resource.describe(),
-                            source,
-                        })?;
-                    Ok((key, items))
+                    let list = |namespace| {
+                        self.api
+                            .list_metadata(&resource.api, namespace, Some(selector))
+                    };
+                    let error = |source| Error::List {
+                        resource: resource.describe(),
+                        source,
+                    };
+                    match list(namespace).await {
+                        Ok(items) => Ok((key, items)),
+                        // Not allowed across the cluster: the namespaces the stage uses, one
+                        // by one, are what a namespace-scoped user may read.
+                        Err(source)
+                            if namespace.is_none()
+                                && resource.namespaced
+                                && status_code(&source) == Some(403) =>
+                        {
+                            let mut items = Vec::new();
+                            for namespace in scoped.get(&key).into_iter().flatten() {
+                                items.extend(list(Some(namespace)).await.map_err(error)?);
+                            }
+                            Ok((key, items))
+                        }
+                        Err(source) => Err(error(source)),
+                    }
                 }
             })
             .buffer_unordered(self.options.concurrency.max(1))
@@ -156,17 +217,24 @@ impl Deployer {
             .map(|indices| async move {
                 let first = &items[indices[0]];
                 let resource = first.resource.as_ref().expect("grouped by resource");
-                let names: HashSet<String> = self
+                let names: HashSet<String> = match self
                     .api
                     .list_metadata(&resource.api, first.namespace.as_deref(), None)
                     .await
-                    .map_err(|source| Error::List {
-                        resource: resource.describe(),
-                        source,
-                    })?
-                    .into_iter()
-                    .filter_map(|item| item.metadata.name)
-                    .collect();
+                {
+                    Ok(list) => list
+                        .into_iter()
+                        .filter_map(|item| item.metadata.name)
+                        .collect(),
+                    // Forbidden is not absent: each object is then read on its own.
+                    Err(error) if status_code(&error) == Some(403) => return Ok(HashSet::new()),
+                    Err(source) => {
+                        return Err(Error::List {
+                            resource: resource.describe(),
+                            source,
+                        });
+                    }
+                };
                 Ok(indices
                     .into_iter()
                     .filter(|&i| !names.contains(items[i].id().name()))

@@ -62,13 +62,16 @@ const MASK: &str = "***";
 /// were SOPS-encrypted in the manifest).
 pub(crate) fn mask(before: Option<&mut Value>, after: &mut Value, paths: &[ValuePath]) {
     let mut all: Vec<ValuePath> = paths.to_vec();
-    let is_secret = after.get("apiVersion").and_then(Value::as_str) == Some("v1")
-        && after.get("kind").and_then(Value::as_str) == Some("Secret");
-    if is_secret {
+    if crate::redact::is_secret(after) {
         for field in ["data", "stringData"] {
             for state in [Some(&*after), before.as_deref()].into_iter().flatten() {
-                if let Some(Value::Object(values)) = state.get(field) {
-                    all.extend(values.keys().map(|key| vec![field.to_owned(), key.clone()]));
+                match state.get(field) {
+                    Some(Value::Object(values)) => {
+                        all.extend(values.keys().map(|key| vec![field.to_owned(), key.clone()]));
+                    }
+                    // A list, a number, a string: the wrong shape, still a secret.
+                    Some(Value::Null) | None => {}
+                    Some(_) => all.push(vec![field.to_owned()]),
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use capstan_manifest::{Object, ObjectId};
+use capstan_manifest::{Object, ObjectId, Selection};
 use serde_json::Value;
 
 use crate::normalize::ValuePath;
@@ -27,10 +27,26 @@ pub struct Options {
     pub force_prune: bool,
     /// Allow pruning when the manifests hold no objects at all.
     pub allow_empty: bool,
-    /// Dry-run new objects as well while planning, so the plan shows them with the server's
-    /// defaults and the server has validated everything before anything is written. Updates are
-    /// always dry-run.
+    /// Dry-run new objects as well while planning, so the server has validated every write
+    /// before the first one is made [default: on]. Updates are always dry-run. Off, a create the
+    /// server rejects fails after the objects before it were written.
     pub verify_new: bool,
+    /// The stage's ownership record, `project/stage`, written on every object as
+    /// [`OWNER_ANNOTATION`](crate::OWNER_ANNOTATION). Prune and delete never touch an object
+    /// whose record names another stage, whatever its label says.
+    pub owner: Option<String>,
+    /// The discriminator value an earlier default gave the stage (`<project>-<stage>`): objects
+    /// carrying it are the stage's too, and are relabelled when next written.
+    pub legacy_discriminator: Option<String>,
+    /// Take over objects that exist but that capstan never applied (made by hand or by another
+    /// tool). Without it such an object is an error of the plan, and nothing is written.
+    pub adopt: bool,
+    /// Delete a Namespace or CustomResourceDefinition even while it holds objects that are not
+    /// being pruned with it, which the server then deletes too.
+    pub force_cascade: bool,
+    /// Work on part of the manifests only: objects outside the selection are neither planned
+    /// nor written, and prune and delete consider only live objects inside it.
+    pub selection: Option<Selection>,
     /// How long to wait for CustomResourceDefinitions to be Established, and for readiness
     /// [default: 5 minutes].
     pub timeout: Duration,
@@ -51,7 +67,12 @@ impl Default for Options {
             force_conflicts: false,
             force_prune: false,
             allow_empty: false,
-            verify_new: false,
+            verify_new: true,
+            owner: None,
+            legacy_discriminator: None,
+            adopt: false,
+            force_cascade: false,
+            selection: None,
             timeout: Duration::from_secs(300),
             stamp: BTreeMap::new(),
             prepare: None,
@@ -68,6 +89,11 @@ impl fmt::Debug for Options {
             .field("force_prune", &self.force_prune)
             .field("allow_empty", &self.allow_empty)
             .field("verify_new", &self.verify_new)
+            .field("owner", &self.owner)
+            .field("legacy_discriminator", &self.legacy_discriminator)
+            .field("adopt", &self.adopt)
+            .field("force_cascade", &self.force_cascade)
+            .field("selection", &self.selection)
             .field("timeout", &self.timeout)
             .field("stamp", &self.stamp)
             .field("prepare", &self.prepare.is_some())

@@ -4,27 +4,35 @@ use std::collections::HashSet;
 
 use capstan_manifest::{Manifest, Object, ObjectId};
 use futures::{StreamExt as _, stream};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{ApplyRequest, Target};
+use crate::api::Target;
 use crate::catalog::{Catalog, Resource};
+use crate::check::Check;
 use crate::deployer::Deployer;
 use crate::diff::Diff;
 use crate::error::{Error, Result};
-use crate::normalize::{HASH_ANNOTATION, ValuePath, annotate, normalize};
+use crate::normalize::{HASH_ANNOTATION, ValuePath, annotate};
 use crate::options::{Event, Progress};
+use crate::ownership::OWNER_ANNOTATION;
 use crate::proof::{content_hash, proves_unchanged};
-use crate::prune::Orphan;
+use crate::prune::{Blind, Orphan};
+use crate::redact::Redactions;
 
 /// What applying an object does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Action {
     /// The object does not exist yet.
     Create,
     /// The object exists and applying changes it.
     Update,
+    /// The object exists, but capstan never applied it: applying takes it over (only with
+    /// [`Options::adopt`](crate::Options::adopt)), after which the stage's prune and delete
+    /// go for it too.
+    Adopt,
     /// Applying would change nothing; it is not written.
     Unchanged,
 }
@@ -43,6 +51,10 @@ pub struct Planned<'m> {
     pub(crate) error: Option<Error>,
     pub(crate) body: Value,
     pub(crate) masked: Vec<ValuePath>,
+    /// The field managers of the live object, when it was read.
+    pub(crate) owners: Vec<String>,
+    /// Secret values of the body, kept out of every message and diff.
+    pub(crate) secrets: Redactions,
 }
 
 // By hand, so the body (which may hold decrypted secrets) never reaches a log.
@@ -92,6 +104,12 @@ impl Planned<'_> {
         self.uid.as_deref()
     }
 
+    /// The field managers of the live object (`kubectl-create`, `helm`, ...), when planning
+    /// read it: for an [`Action::Adopt`], who made the object.
+    pub fn owners(&self) -> &[String] {
+        &self.owners
+    }
+
     pub(crate) fn target(&self) -> Option<Target<'_>> {
         self.resource.as_ref().map(|resource| Target {
             resource: &resource.api,
@@ -111,6 +129,7 @@ pub struct Plan<'m> {
     pub(crate) empty: bool,
     /// The discriminator's label selector, when the manifests have one.
     pub(crate) selector: Option<String>,
+    pub(crate) blind: Blind,
     pub(crate) requests: usize,
 }
 
@@ -158,6 +177,12 @@ impl<'m> Plan<'m> {
     pub fn unavailable_apis(&self) -> &[String] {
         &self.catalog.unavailable
     }
+
+    /// What the prune scan could not see because listing it is forbidden to the user; its
+    /// objects are never pruned by this plan.
+    pub fn blind(&self) -> &Blind {
+        &self.blind
+    }
 }
 
 impl Deployer {
@@ -178,8 +203,13 @@ impl Deployer {
             resources: catalog.len(),
         });
         let defined = defined_kinds(manifest);
+        let selected = |object: &Object| match &self.options.selection {
+            Some(selection) => selection.matches(object.id(), &object.labels()),
+            None => true,
+        };
         let mut items: Vec<Planned<'m>> = manifest
             .iter()
+            .filter(|object| selected(object))
             .map(|object| self.resolve(object, &catalog, &defined))
             .collect();
         self.check_namespaces(manifest, &catalog, &mut items)
@@ -237,10 +267,13 @@ impl Deployer {
             catalog,
             empty: manifest.is_empty(),
             selector: manifest.label().map(|label| label.selector()),
+            blind: Blind::default(),
             requests: 0,
         };
         if prune && let Some(label) = manifest.label() {
-            plan.orphans = Some(self.scan_orphans(&plan, label, progress).await?);
+            let scan = self.scan_orphans(&plan, manifest, label, progress).await?;
+            plan.orphans = Some(scan.owned);
+            plan.blind = scan.blind;
         }
         plan.requests = self.api.requests() - start;
         Ok(plan)
@@ -266,9 +299,14 @@ impl Deployer {
             error: None,
             body: Value::Null,
             masked: Vec::new(),
+            owners: Vec::new(),
+            secrets: Redactions::default(),
         };
         match self.body(object) {
-            Ok((body, masked)) => (item.body, item.masked) = (body, masked),
+            Ok((body, masked)) => {
+                item.secrets = Redactions::of(&body, &masked);
+                (item.body, item.masked) = (body, masked);
+            }
             Err(error) => {
                 item.error = Some(error);
                 return item;
@@ -305,108 +343,21 @@ impl Deployer {
             Some(prepared) => (prepared.body, prepared.masked),
             None => (object.to_value(), Vec::new()),
         };
-        let hash = content_hash(object.json(), &self.options.field_manager);
+        let owner = self.options.owner.as_deref();
+        let hash = content_hash(object.json(), &self.options.field_manager, owner);
         annotate(&mut body, HASH_ANNOTATION, &hash);
+        if let Some(owner) = owner {
+            annotate(&mut body, OWNER_ANNOTATION, owner);
+        }
         for (key, value) in &self.options.stamp {
             annotate(&mut body, key, value);
         }
         Ok((body, masked))
     }
-
-    /// Settles one object with the server: a read, then a dry run for objects that exist (and,
-    /// with `verify_new`, for new ones).
-    async fn check<'m>(&self, original: &Planned<'m>, check: Check) -> Planned<'m> {
-        if check == Check::Elsewhere {
-            return self.check_elsewhere(original).await;
-        }
-        let mut item = original.clone_plan();
-        let target = original.target().expect("checked objects are resolved");
-        let live = if check == Check::Absent {
-            None
-        } else {
-            match self.api.get(target).await {
-                Ok(live) => live,
-                Err(source) => {
-                    item.error = Some(self.object_error(&item, "read", source));
-                    return item;
-                }
-            }
-        };
-        item.uid = live
-            .as_ref()
-            .and_then(|l| l.pointer("/metadata/uid"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if live.is_none() && !self.options.verify_new {
-            item.action = Action::Create;
-            item.diff = Some(Diff::new(None, &item.body, &item.masked));
-            return item;
-        }
-        let request = ApplyRequest {
-            manager: &self.options.field_manager,
-            force: self.options.force_conflicts,
-            dry_run: true,
-        };
-        let planned = match self.api.apply(target, &original.body, &request).await {
-            Ok(planned) => planned,
-            Err(source) => {
-                item.error = Some(self.object_error(&item, "dry-run apply", source));
-                return item;
-            }
-        };
-        item.verified = true;
-        item.action = match &live {
-            None => Action::Create,
-            Some(live) if same(live, &planned) => Action::Unchanged,
-            Some(_) => Action::Update,
-        };
-        if item.action != Action::Unchanged {
-            item.diff = Some(Diff::new(live.as_ref(), &planned, &item.masked));
-        }
-        item
-    }
-}
-
-impl Deployer {
-    /// Validates an object whose namespace the run creates by dry-running it in the client's
-    /// default namespace instead (as kluctl does), forcing conflicts, since only the schema and
-    /// admission matter here.
-    async fn check_elsewhere<'m>(&self, original: &Planned<'m>) -> Planned<'m> {
-        let mut item = original.clone_plan();
-        let namespace = self.api.client().default_namespace().to_owned();
-        let mut body = original.body.clone();
-        body["metadata"]["namespace"] = Value::String(namespace.clone());
-        let mut target = original.target().expect("checked objects are resolved");
-        target.namespace = Some(&namespace);
-        let request = ApplyRequest {
-            manager: &self.options.field_manager,
-            force: true,
-            dry_run: true,
-        };
-        match self.api.apply(target, &body, &request).await {
-            Ok(_) => item.verified = true,
-            Err(source) => item.error = Some(self.object_error(&item, "dry-run apply", source)),
-        }
-        item.diff = original.diff.clone();
-        item
-    }
-}
-
-/// What planning knows of an object before asking the server about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Check {
-    /// It carries the discriminator, but its metadata does not prove it unchanged.
-    Exists,
-    /// Not labelled: it may or may not exist.
-    Unknown,
-    /// Listed as not existing.
-    Absent,
-    /// Its namespace does not exist yet; validate it in another.
-    Elsewhere,
 }
 
 impl Planned<'_> {
-    fn clone_plan(&self) -> Self {
+    pub(crate) fn clone_plan(&self) -> Self {
         Self {
             object: self.object,
             resource: self.resource.clone(),
@@ -419,6 +370,8 @@ impl Planned<'_> {
             error: None,
             body: self.body.clone(),
             masked: self.masked.clone(),
+            owners: self.owners.clone(),
+            secrets: self.secrets.clone(),
         }
     }
 
@@ -440,16 +393,8 @@ impl Planned<'_> {
     pub(crate) fn pend(&mut self) {
         self.pending = true;
         self.action = Action::Create;
-        self.diff = Some(Diff::new(None, &self.body, &self.masked));
+        self.diff = Some(Diff::new(None, &self.body, &self.masked, &self.secrets));
     }
-}
-
-/// Whether the live object and the dry-run result agree on everything but server bookkeeping.
-fn same(live: &Value, planned: &Value) -> bool {
-    let (mut live, mut planned) = (live.clone(), planned.clone());
-    normalize(&mut live);
-    normalize(&mut planned);
-    live == planned
 }
 
 fn hash_of(item: &Planned<'_>) -> String {

@@ -19,11 +19,21 @@ use sha2::{Digest as _, Sha256};
 use crate::normalize::HASH_ANNOTATION;
 
 /// The hash of an object's manifest text. Computed from the manifest as loaded (for SOPS
-/// objects, the encrypted text), so it never depends on, or reveals, a secret value.
-pub(crate) fn content_hash(manifest_json: &str, field_manager: &str) -> String {
+/// objects, the encrypted text), so it never depends on, or reveals, a secret value. The
+/// ownership record is part of what is applied, so it is hashed too: an object written before
+/// records existed fails the proof once and gets its record on that write.
+pub(crate) fn content_hash(
+    manifest_json: &str,
+    field_manager: &str,
+    owner: Option<&str>,
+) -> String {
     let mut digest = Sha256::new();
     digest.update(field_manager.as_bytes());
     digest.update([0]);
+    if let Some(owner) = owner {
+        digest.update(owner.as_bytes());
+        digest.update([0]);
+    }
     digest.update(manifest_json.as_bytes());
     let bytes = digest.finalize();
     let hex: String = bytes[..16].iter().map(|b| format!("{b:02x}")).collect();
@@ -206,7 +216,7 @@ mod tests {
 
     #[test]
     fn same_hash_and_no_later_writer_proves_unchanged() {
-        let hash = content_hash("{}", "capstan");
+        let hash = content_hash("{}", "capstan", None);
         let meta = live(
             &hash,
             vec![
@@ -225,7 +235,7 @@ mod tests {
 
     #[test]
     fn another_manager_writing_at_or_after_capstan_defeats_the_proof() {
-        let hash = content_hash("{}", "capstan");
+        let hash = content_hash("{}", "capstan", None);
         for second in [200, 201] {
             let meta = live(
                 &hash,
@@ -243,8 +253,8 @@ mod tests {
 
     #[test]
     fn a_different_manifest_or_a_missing_apply_entry_defeats_the_proof() {
-        let hash = content_hash("{}", "capstan");
-        let other = content_hash("{\"a\":1}", "capstan");
+        let hash = content_hash("{}", "capstan", None);
+        let other = content_hash("{\"a\":1}", "capstan", None);
         let meta = live(&other, vec![entry("capstan", "Apply", 200, json!({}))]);
         assert!(!proves_unchanged(&meta, &body(), &hash, "capstan"));
         let meta = live(&hash, vec![entry("capstan", "Update", 200, json!({}))]);
@@ -253,12 +263,25 @@ mod tests {
 
     #[test]
     fn the_hash_depends_on_the_field_manager() {
-        assert_ne!(content_hash("{}", "capstan"), content_hash("{}", "other"));
+        assert_ne!(
+            content_hash("{}", "capstan", None),
+            content_hash("{}", "other", None)
+        );
+    }
+
+    #[test]
+    fn the_hash_depends_on_the_ownership_record() {
+        let legacy = content_hash("{}", "capstan", None);
+        assert_ne!(content_hash("{}", "capstan", Some("shop/full")), legacy);
+        assert_ne!(
+            content_hash("{}", "capstan", Some("shop/full")),
+            content_hash("{}", "capstan", Some("shop/capi"))
+        );
     }
 
     #[test]
     fn a_field_gone_from_capstans_entry_defeats_the_proof() {
-        let hash = content_hash("{}", "capstan");
+        let hash = content_hash("{}", "capstan", None);
         let meta = live(
             &hash,
             vec![entry("capstan", "Apply", 200, json!({"f:data": {}}))],

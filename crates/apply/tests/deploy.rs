@@ -161,7 +161,10 @@ async fn conflicts_name_the_manager_and_field_unless_forced() {
         ],
     );
     let stage = manifest("conflict", &config_maps(&ns, 1, "capstan"));
-    let refused = deploy(plane, Options::default(), &stage, apply_only())
+    // Taking over a ConfigMap made by hand needs `adopt`; its fields still conflict.
+    let mut adopt = Options::default();
+    adopt.adopt = true;
+    let refused = deploy(plane, adopt.clone(), &stage, apply_only())
         .await
         .unwrap();
     assert!(!refused.succeeded());
@@ -177,7 +180,7 @@ async fn conflicts_name_the_manager_and_field_unless_forced() {
         "{error}"
     );
 
-    let mut options = Options::default();
+    let mut options = adopt;
     options.force_conflicts = true;
     assert!(
         deploy(plane, options, &stage, apply_only())

@@ -176,12 +176,13 @@ async fn objects_deployed_by_kluctl_are_taken_over_with_its_label_key() {
 
     let label = Label::new("kluctl.io/discriminator", "legacy").unwrap();
     let stage = labelled(label, &config_maps(&ns, 1, "v"));
-    let done = deploy(plane, Options::default(), &stage, with_prune())
-        .await
-        .unwrap();
+    // A takeover is an adoption: the stage setting `adopt: true` (here the option) allows it.
+    let mut adopt = Options::default();
+    adopt.adopt = true;
+    let done = deploy(plane, adopt, &stage, with_prune()).await.unwrap();
     assert!(done.succeeded());
     assert_eq!(
-        done.plan.count(Action::Update),
+        done.plan.count(Action::Adopt),
         1,
         "taken over: label and content hash added"
     );
@@ -214,13 +215,21 @@ async fn a_server_lost_mid_deploy_fails_cleanly_prunes_nothing_and_the_next_run_
     let deployer =
         capstan_apply::Deployer::new(plane.client(capstan_testenv::User::Admin).unwrap(), options);
     let request = DeployRequest::new(true, false, false);
+    // Planning dry-runs every create first; the server goes away once writing has begun.
+    let writing = tokio::sync::Notify::new();
     let stop = async {
+        writing.notified().await;
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         plane.stop_api_server().await.unwrap();
     };
+    let progress = |event: capstan_apply::Event<'_>| {
+        if matches!(event, capstan_apply::Event::Wave { .. }) {
+            writing.notify_one();
+        }
+    };
     let mut confirm = |_: &capstan_apply::Plan<'_>| true;
     let (deployed, ()) = tokio::join!(
-        deployer.deploy(&stage, request, &|_| {}, &mut confirm),
+        deployer.deploy(&stage, request, &progress, &mut confirm),
         stop
     );
     let deployed = deployed.expect("the plan finished before the server went away");

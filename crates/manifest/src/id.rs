@@ -76,6 +76,17 @@ impl ObjectId {
         &self.name
     }
 
+    /// Whether this is a Namespace, whose deletion deletes everything in it.
+    pub fn is_namespace(&self) -> bool {
+        self.group.is_empty() && self.kind == "Namespace"
+    }
+
+    /// Whether this is a CustomResourceDefinition, whose deletion deletes every object of its
+    /// kinds.
+    pub fn is_crd(&self) -> bool {
+        self.group == "apiextensions.k8s.io" && self.kind == "CustomResourceDefinition"
+    }
+
     fn key(&self) -> (&str, &str, Option<&str>, &str) {
         (
             &self.group,
