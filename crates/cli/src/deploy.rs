@@ -4,12 +4,14 @@ use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use capstan_apply::{DeployRequest, Deployer, Deployment, Options, Plan};
+use capstan_apply::{
+    DeployRequest, Deployer, Deployment, LockHolder, LockRequest, Options, Plan, StageLock,
+};
 use clap::Args;
 
 use std::sync::Arc;
 
-use crate::cluster::{ClusterArgs, block_on};
+use crate::cluster::{Cluster, ClusterArgs, block_on};
 use crate::progress::Bar;
 use crate::show::{self, Output};
 use crate::sops_objects::SopsObjects;
@@ -35,6 +37,25 @@ pub(crate) struct ApplyArgs {
     /// Allow pruning with an empty manifest set (which deletes everything the stage owns)
     #[arg(long)]
     allow_empty: bool,
+
+    /// Also delete Namespaces and CRDs that still hold objects this run does not delete: the
+    /// server deletes those objects with them (another stage's, or made by hand)
+    #[arg(long)]
+    force_cascade_delete: bool,
+
+    /// Take over objects that exist but were never applied by capstan (the stage setting
+    /// `adopt: true` does the same)
+    #[arg(long)]
+    adopt: bool,
+
+    /// Skip the server-side dry run of new objects before the first write: faster, but a
+    /// create the server rejects then fails after earlier objects were written
+    #[arg(long)]
+    no_verify: bool,
+
+    /// Fail at once when another run holds the stage's lock instead of waiting for it
+    #[arg(long)]
+    no_wait_lock: bool,
 
     /// Do not record the project's commit and the time on written objects
     #[arg(long)]
@@ -145,16 +166,32 @@ pub(crate) fn warn_unverified(secrets: &SopsObjects, what: &str) {
     }
 }
 
+/// What every command that plans a stage needs to know about it: who owns its objects, the
+/// label it had before, whether it adopts, and the selection.
+pub(crate) fn stage_options(loaded: &Loaded) -> Options {
+    let mut options = Options::default();
+    options.owner.clone_from(&loaded.owner);
+    options
+        .legacy_discriminator
+        .clone_from(&loaded.legacy_discriminator);
+    options.adopt = loaded.adopt;
+    options.selection.clone_from(&loaded.selection);
+    options
+}
+
 impl ApplyArgs {
-    pub(crate) fn options(&self, loaded: Option<&Loaded>) -> Options {
-        let mut options = Options::default();
+    pub(crate) fn options(&self, loaded: &Loaded) -> Options {
+        let mut options = stage_options(loaded);
         options.concurrency = usize::from(self.concurrency);
         options.force_conflicts = self.force_conflicts;
         options.force_prune = self.force_prune;
+        options.force_cascade = self.force_cascade_delete;
+        options.adopt |= self.adopt;
+        options.verify_new = !self.no_verify;
         options.allow_empty = self.allow_empty;
         options.timeout = self.timeout;
         if !self.no_stamp {
-            options.stamp = stamp(loaded.and_then(|l| l.root.as_deref()));
+            options.stamp = stamp(loaded.root.as_deref());
         }
         options
     }
@@ -163,19 +200,21 @@ impl ApplyArgs {
 pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load()?;
     let prune = (args.prune || loaded.prune) && !args.no_prune;
-    let (mut options, secrets) = decrypting(args.apply.options(Some(&loaded)), &loaded);
-    options.verify_new = args.dry_run;
+    let (options, secrets) = decrypting(args.apply.options(&loaded), &loaded);
     let request = DeployRequest::new(prune, args.dry_run, args.wait);
     let output = args.output;
     let started = Instant::now();
     let bar = Bar::new();
     let deployment = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
-        let deployer = Deployer::new(cluster.client, options);
+        let mut deployer = Deployer::new(cluster.client.clone(), options);
+        if !args.dry_run {
+            deployer = locked(deployer, &cluster, &loaded, &args.apply).await?;
+        }
         let mut confirm = |plan: &Plan<'_>| {
             bar.finish();
             warn_unverified(&secrets, &loaded.what);
-            confirm(plan, &loaded.what, &cluster.context, args.yes, output)
+            confirm(plan, &loaded, &cluster.context, args.yes, output)
         };
         let deployment = deployer
             .deploy(
@@ -186,19 +225,52 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
             )
             .await;
         bar.finish();
+        release(&mut deployer).await;
         Ok(deployment?)
     })?;
     if args.dry_run {
         warn_unverified(&secrets, &loaded.what);
     }
-    let plan = |plan: &Plan<'_>| show::plan(plan, true);
+    let selection = loaded.selection.as_ref();
+    let plan = |plan: &Plan<'_>| show::plan(plan, true, selection);
     let preview = args.dry_run.then_some(&plan as Preview<'_>);
     finish(&deployment, output, args.dry_run, started, preview)
 }
 
+/// The deployer, working under the stage's lock in the cluster: a run that finds the lock
+/// held waits for it (up to `--timeout`), naming the holder, or fails at once with
+/// `--no-wait-lock`. Manifests without a discriminator prune nothing and take no lock.
+pub(crate) async fn locked(
+    deployer: Deployer,
+    cluster: &Cluster,
+    loaded: &Loaded,
+    apply: &ApplyArgs,
+) -> anyhow::Result<Deployer> {
+    let Some(label) = loaded.manifest.label() else {
+        return Ok(deployer);
+    };
+    let owner = loaded.owner.clone().unwrap_or_else(|| label.selector());
+    let mut request = LockRequest::new(&loaded.state_namespace, label, owner);
+    request.wait = (!apply.no_wait_lock).then_some(apply.timeout);
+    let on_wait = |holder: &LockHolder| {
+        let _ = writeln!(std::io::stderr(), "waiting for the stage lock: {holder}");
+    };
+    let lock = StageLock::acquire(cluster.client.clone(), request, &on_wait).await?;
+    Ok(deployer.with_lock(lock))
+}
+
+/// Gives the stage lock back; a lock lost at the very end changes nothing that was done, so
+/// it is a warning.
+pub(crate) async fn release(deployer: &mut Deployer) {
+    if let Err(error) = deployer.release_lock().await {
+        let _ = writeln!(std::io::stderr(), "warning: {error}");
+    }
+}
+
 /// Shows the plan and asks; refuses without a terminal unless `--yes`.
-fn confirm(plan: &Plan<'_>, what: &str, context: &str, yes: bool, output: Output) -> bool {
-    if output == Output::Text && show::plan(plan, false).is_err() {
+fn confirm(plan: &Plan<'_>, loaded: &Loaded, context: &str, yes: bool, output: Output) -> bool {
+    let what = &loaded.what;
+    if output == Output::Text && show::plan(plan, false, loaded.selection.as_ref()).is_err() {
         return false;
     }
     yes || ask(&format!("Apply {what} to context {context:?}?"))
@@ -231,8 +303,7 @@ fn finish(
 /// `capstan diff`: exits 0 when nothing would change, 1 when something would.
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load()?;
-    let (mut options, secrets) = decrypting(Options::default(), &loaded);
-    options.verify_new = true;
+    let (options, secrets) = decrypting(stage_options(&loaded), &loaded);
     let bar = Bar::new();
     let plan = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
@@ -246,7 +317,7 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
     warn_unverified(&secrets, &loaded.what);
     match args.output {
         Output::Json => show::plan_json(&plan)?,
-        Output::Text => show::plan(&plan, true)?,
+        Output::Text => show::plan(&plan, true, loaded.selection.as_ref())?,
     }
     Ok(match (plan.errors().next(), plan.has_changes()) {
         (Some(_), _) => ExitCode::Failure,
@@ -268,13 +339,40 @@ pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
         .into());
     }
     // Pruning needs the objects' identities, not their bodies: no key is needed to prune.
-    let options = args.apply.options(Some(&loaded));
+    let options = args.apply.options(&loaded);
     let bar = Bar::new();
     let started = Instant::now();
     let output = args.output;
+    let selection = loaded.selection.as_ref();
     let deployment = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
-        let deployer = Deployer::new(cluster.client, options);
+        let mut deployer = Deployer::new(cluster.client.clone(), options);
+        if !args.dry_run {
+            deployer = locked(deployer, &cluster, &loaded, &args.apply).await?;
+        }
+        let result = prune_locked(&deployer, &cluster, &loaded, args, &bar).await;
+        release(&mut deployer).await;
+        result
+    })?;
+    let orphans = |plan: &Plan<'_>| show::orphans(plan.orphans().unwrap_or_default(), selection);
+    let preview = deployment
+        .prune
+        .is_none()
+        .then_some(&orphans as Preview<'_>);
+    finish(&deployment, output, args.dry_run, started, preview)
+}
+
+/// The part of `capstan prune` that runs under the lock.
+async fn prune_locked<'m>(
+    deployer: &Deployer,
+    cluster: &Cluster,
+    loaded: &'m Loaded,
+    args: &RemoveArgs,
+    bar: &Bar,
+) -> anyhow::Result<Deployment<'m>> {
+    let output = args.output;
+    let selection = loaded.selection.as_ref();
+    {
         let progress = |event: capstan_apply::Event<'_>| bar.event(event);
         let plan = deployer.plan(&loaded.manifest, true, &progress).await?;
         bar.finish();
@@ -293,7 +391,7 @@ pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
             .any(|o| o.will_delete());
         if !args.dry_run && deletes {
             if output == Output::Text {
-                show::orphans(deployment.plan.orphans().unwrap_or_default())?;
+                show::orphans(deployment.plan.orphans().unwrap_or_default(), selection)?;
             }
             // With objects that cannot be applied, `prune` refuses anyway: nothing to ask.
             let refused = deployment.plan.errors().next().is_some();
@@ -311,13 +409,7 @@ pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
         }
         deployment.requests = deployer.requests();
         Ok(deployment)
-    })?;
-    let orphans = |plan: &Plan<'_>| show::orphans(plan.orphans().unwrap_or_default());
-    let preview = deployment
-        .prune
-        .is_none()
-        .then_some(&orphans as Preview<'_>);
-    finish(&deployment, output, args.dry_run, started, preview)
+    }
 }
 
 /// Asks a yes/no question on the terminal; `false` without one.

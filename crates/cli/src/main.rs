@@ -83,7 +83,12 @@ fn report(failure: &Failure) {
             let plural = if problems.len() == 1 { "" } else { "s" };
             writeln!(stderr, "error: {} problem{plural} found", problems.len())
         }
-        _ => writeln!(stderr, "error: {:#}", failure.0),
+        // A server message or a file name can carry terminal control sequences.
+        _ => writeln!(
+            stderr,
+            "error: {}",
+            capstan_manifest::escape_controls(&format!("{:#}", failure.0))
+        ),
     };
 }
 

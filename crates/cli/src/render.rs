@@ -60,7 +60,7 @@ pub(crate) struct ValidateArgs {
 }
 
 pub(crate) fn render(args: &RenderArgs) -> Result<ExitCode, Failure> {
-    let loaded = args.stage.load()?;
+    let loaded = args.stage.load_selected()?;
     let mut stdout = std::io::stdout().lock();
     match args.output {
         RenderOutput::Yaml => loaded.manifest.write(Format::Yaml, &mut stdout)?,
@@ -125,7 +125,7 @@ impl<'a> From<&'a Problem> for ProblemReport<'a> {
 
 pub(crate) fn validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
     let json = matches!(args.output, ValidateOutput::Json);
-    let loaded = match args.stage.load() {
+    let loaded = match args.stage.load_selected() {
         Err(error) if json => match error.downcast_ref::<Error>() {
             Some(Error::Invalid(problems)) => {
                 let problems = problems.iter().map(ProblemReport::from).collect();
@@ -180,9 +180,10 @@ fn check_on_server(
     loaded: &crate::stage::Loaded,
 ) -> anyhow::Result<ServerReport> {
     let manifest = &loaded.manifest;
-    let (mut options, secrets) =
-        crate::deploy::decrypting(capstan_apply::Options::default(), loaded);
-    options.verify_new = true;
+    let mut options = crate::deploy::stage_options(loaded);
+    // Validation writes nothing: an object made by hand is checked like any other.
+    options.adopt = true;
+    let (options, secrets) = crate::deploy::decrypting(options, loaded);
     crate::cluster::block_on(async {
         let cluster = cluster.connect(loaded.context.as_deref()).await?;
         let deployer = capstan_apply::Deployer::new(cluster.client, options);

@@ -4,7 +4,8 @@
 use std::io::{IsTerminal as _, Write};
 use std::time::Duration;
 
-use capstan_apply::{Action, Deployment, Orphan, Plan};
+use capstan_apply::{Action, Blind, Deletion, Deployment, Orphan, Plan, Removal};
+use capstan_manifest::{Selection, escape_controls};
 use serde_json::{Value, json};
 
 /// Output formats of the cluster commands.
@@ -18,18 +19,27 @@ pub(crate) enum Output {
 
 /// The plan: one line per object that changes, diffs (all of them with `diffs`, updates only
 /// otherwise), the orphans, and a count line.
-pub(crate) fn plan(plan: &Plan<'_>, diffs: bool) -> std::io::Result<()> {
+pub(crate) fn plan(
+    plan: &Plan<'_>,
+    diffs: bool,
+    selection: Option<&Selection>,
+) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     let colour = std::io::stdout().is_terminal();
+    write_selection(&mut out, selection)?;
     for item in plan.objects() {
         if let Some(error) = item.error() {
-            writeln!(out, "! {error}")?;
+            writeln!(out, "! {}", escape_controls(&error.to_string()))?;
             continue;
         }
         let (mark, word) = match item.action() {
-            Action::Create => ('+', "create"),
-            Action::Update => ('~', "update"),
-            Action::Unchanged => continue,
+            Action::Create => ('+', "create".to_owned()),
+            Action::Update => ('~', "update".to_owned()),
+            Action::Adopt => (
+                '*',
+                format!("adopt (managed by {})", item.owners().join(", ")),
+            ),
+            _ => continue,
         };
         let note = if item.is_verified() || !diffs {
             ""
@@ -38,7 +48,7 @@ pub(crate) fn plan(plan: &Plan<'_>, diffs: bool) -> std::io::Result<()> {
         };
         writeln!(out, "{mark} {} {word}{note}", item.id())?;
         if let Some(diff) = item.diff()
-            && (diffs || item.action() == Action::Update)
+            && (diffs || item.action() != Action::Create)
         {
             write_diff(&mut out, &diff.unified(&item.id().to_string()), colour)?;
         }
@@ -46,6 +56,8 @@ pub(crate) fn plan(plan: &Plan<'_>, diffs: bool) -> std::io::Result<()> {
     if let Some(orphans) = plan.orphans() {
         write_orphans(&mut out, orphans)?;
     }
+    write_blind(&mut out, plan.blind())?;
+    write_hints(&mut out, plan.errors())?;
     for api in plan.unavailable_apis() {
         writeln!(
             out,
@@ -55,9 +67,13 @@ pub(crate) fn plan(plan: &Plan<'_>, diffs: bool) -> std::io::Result<()> {
     let prune = plan
         .orphans()
         .map_or(0, |o| o.iter().filter(|o| o.will_delete()).count());
+    let adopt = match plan.count(Action::Adopt) {
+        0 => String::new(),
+        n => format!("{n} to adopt, "),
+    };
     writeln!(
         out,
-        "Plan: {} to create, {} to update, {} unchanged, {} to prune, {} errors",
+        "Plan: {} to create, {} to update, {adopt}{} unchanged, {} to prune, {} errors",
         plan.count(Action::Create),
         plan.count(Action::Update),
         plan.count(Action::Unchanged),
@@ -66,9 +82,74 @@ pub(crate) fn plan(plan: &Plan<'_>, diffs: bool) -> std::io::Result<()> {
     )
 }
 
-/// The orphans alone, for `capstan prune`.
-pub(crate) fn orphans(orphans: &[Orphan]) -> std::io::Result<()> {
+fn write_selection(out: &mut impl Write, selection: Option<&Selection>) -> std::io::Result<()> {
+    match selection {
+        Some(selection) => writeln!(
+            out,
+            "Selection: {}; objects outside it are neither written nor deleted",
+            escape_controls(&selection.to_string())
+        ),
+        None => Ok(()),
+    }
+}
+
+/// What the user may not list, once.
+pub(crate) fn write_blind(out: &mut impl Write, blind: &Blind) -> std::io::Result<()> {
+    if !blind.namespaces.is_empty() {
+        writeln!(
+            out,
+            "note: listing across the cluster is forbidden to you; looked only in namespace(s) {}",
+            blind.namespaces.join(", ")
+        )?;
+    }
+    if !blind.types.is_empty() {
+        writeln!(
+            out,
+            "note: not allowed to list {}; objects of these types are never pruned by this run",
+            blind.types.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// What to do about errors the libraries describe without naming capstan's flags.
+fn write_hints<'e>(
+    out: &mut impl Write,
+    errors: impl Iterator<Item = &'e capstan_apply::Error>,
+) -> std::io::Result<()> {
+    let mut errors = errors;
+    if errors.any(|e| matches!(e, capstan_apply::Error::NotAdopted { .. })) {
+        writeln!(
+            out,
+            "hint: take such objects over with --adopt, or `adopt: true` on the stage"
+        )?;
+    }
+    Ok(())
+}
+
+/// One line per deletion: deleted, found gone, replaced, or failed.
+pub(crate) fn write_deletions(out: &mut impl Write, deletions: &[Deletion]) -> std::io::Result<()> {
+    for deletion in deletions {
+        match &deletion.result {
+            Ok(Removal::Deleted) => writeln!(out, "- {} deleted", deletion.id)?,
+            Ok(Removal::Replaced) => {
+                writeln!(
+                    out,
+                    "= {} replaced by a new object since the scan: kept",
+                    deletion.id
+                )?;
+            }
+            Ok(_) => writeln!(out, "= {} already gone", deletion.id)?,
+            Err(error) => writeln!(out, "! {}", escape_controls(&error.to_string()))?,
+        }
+    }
+    Ok(())
+}
+
+/// The orphans alone, for `capstan prune` and `capstan delete`.
+pub(crate) fn orphans(orphans: &[Orphan], selection: Option<&Selection>) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
+    write_selection(&mut out, selection)?;
     write_orphans(&mut out, orphans)?;
     let delete = orphans.iter().filter(|o| o.will_delete()).count();
     writeln!(out, "{delete} to delete, {} kept", orphans.len() - delete)
@@ -91,6 +172,7 @@ fn write_orphans(out: &mut impl Write, orphans: &[Orphan]) -> std::io::Result<()
 
 fn write_diff(out: &mut impl Write, text: &str, colour: bool) -> std::io::Result<()> {
     for line in text.lines() {
+        let line = escape_controls(line);
         let code = match line.as_bytes().first() {
             _ if !colour => None,
             Some(b'+') => Some("32"),
@@ -122,21 +204,16 @@ pub(crate) fn summary(deployment: &Deployment<'_>, took: Duration) -> std::io::R
             .count()
     };
     for error in deployment.plan.errors().chain(failed.iter().copied()) {
-        writeln!(out, "! {error}")?;
+        writeln!(out, "! {}", escape_controls(&error.to_string()))?;
     }
     let (pruned, prune_failed) = match &deployment.prune {
         Some(Ok(deletions)) => {
-            for deletion in deletions {
-                match &deletion.result {
-                    Ok(_) => writeln!(out, "- {} deleted", deletion.id)?,
-                    Err(error) => writeln!(out, "! {error}")?,
-                }
-            }
-            let ok = deletions.iter().filter(|d| d.result.is_ok()).count();
-            (ok, deletions.len() - ok)
+            write_deletions(&mut out, deletions)?;
+            let failed = deletions.iter().filter(|d| d.result.is_err()).count();
+            (deletions.iter().filter(|d| d.deleted()).count(), failed)
         }
         Some(Err(error)) => {
-            writeln!(out, "! {error}")?;
+            writeln!(out, "! {}", escape_controls(&error.to_string()))?;
             (0, 0)
         }
         None => (0, 0),
@@ -156,9 +233,13 @@ pub(crate) fn summary(deployment: &Deployment<'_>, took: Duration) -> std::io::R
     };
     writeln!(
         out,
-        "{outcome}: {} created, {} updated, {} unchanged, {} pruned, {} failed in {:.1} s ({} requests)",
+        "{outcome}: {} created, {} updated, {}{} unchanged, {} pruned, {} failed in {:.1} s ({} requests)",
         written(Action::Create),
         written(Action::Update),
+        match written(Action::Adopt) {
+            0 => String::new(),
+            n => format!("{n} adopted, "),
+        },
         written(Action::Unchanged),
         pruned,
         failed.len() + prune_failed + deployment.plan.errors().count(),
@@ -166,6 +247,7 @@ pub(crate) fn summary(deployment: &Deployment<'_>, took: Duration) -> std::io::R
         deployment.requests
     )?;
     if deployment.plan.errors().next().is_some() {
+        write_hints(&mut out, deployment.plan.errors())?;
         writeln!(
             out,
             "Nothing was changed: the objects above cannot be applied."
@@ -200,6 +282,9 @@ fn plan_value(plan: &Plan<'_>) -> Value {
             if let Some(error) = item.error() {
                 entry["error"] = json!(error.to_string());
             }
+            if item.action() == Action::Adopt {
+                entry["managers"] = json!(item.owners());
+            }
             entry
         })
         .collect();
@@ -209,11 +294,13 @@ fn plan_value(plan: &Plan<'_>) -> Value {
         "summary": {
             "create": plan.count(Action::Create),
             "update": plan.count(Action::Update),
+            "adopt": plan.count(Action::Adopt),
             "unchanged": plan.count(Action::Unchanged),
             "prune": plan.orphans().map_or(0, |o| o.iter().filter(|o| o.will_delete()).count()),
             "errors": plan.errors().count(),
         },
         "unavailableApis": plan.unavailable_apis(),
+        "blind": plan.blind(),
         "requests": plan.requests(),
     })
 }
@@ -244,7 +331,8 @@ pub(crate) fn deployment_json(deployment: &Deployment<'_>, dry_run: bool) -> std
             .map(|d| {
                 json!({
                     "object": d.id,
-                    "deleted": matches!(d.result, Ok(true)),
+                    "deleted": d.deleted(),
+                    "result": d.result.as_ref().ok(),
                     "error": d.result.as_ref().err().map(ToString::to_string),
                 })
             })

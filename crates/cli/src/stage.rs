@@ -4,7 +4,7 @@ use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use capstan_manifest::{Input, Label, LoadOptions, Manifest, Project, load};
+use capstan_manifest::{Input, Label, LoadOptions, Manifest, Project, Selection, Selector, load};
 use clap::Args;
 
 /// The options every command that takes a stage accepts.
@@ -29,6 +29,15 @@ pub(crate) struct StageArgs {
     /// With -f: the discriminator label key
     #[arg(long, requires = "discriminator", default_value = Label::DEFAULT_KEY)]
     label_key: String,
+
+    /// Work only on objects matching this selector (repeatable; any may match):
+    /// kind=[GROUP/]KIND, namespace=NS, name=[NS/]NAME, label=KEY[=VALUE|!=VALUE]
+    #[arg(long, value_name = "SELECTOR")]
+    include: Vec<Selector>,
+
+    /// Leave out objects matching this selector (repeatable; same forms as --include)
+    #[arg(long, value_name = "SELECTOR")]
+    exclude: Vec<Selector>,
 }
 
 /// Loaded manifests and what they are, for messages.
@@ -44,6 +53,16 @@ pub(crate) struct Loaded {
     pub(crate) root: Option<PathBuf>,
     /// Whether SOPS-encrypted objects must pass their MAC check.
     pub(crate) verify_sops_mac: bool,
+    /// `project/stage`, recorded on every object written.
+    pub(crate) owner: Option<String>,
+    /// The discriminator the stage had under the old default, for objects written then.
+    pub(crate) legacy_discriminator: Option<String>,
+    /// Whether the stage takes over objects capstan never applied.
+    pub(crate) adopt: bool,
+    /// Where the stage's lock lives.
+    pub(crate) state_namespace: String,
+    /// `--include`/`--exclude`, when given.
+    pub(crate) selection: Option<Selection>,
 }
 
 impl StageArgs {
@@ -81,7 +100,28 @@ impl StageArgs {
             prune: stage.prune(),
             root: project.file().parent().map(PathBuf::from),
             verify_sops_mac: stage.verify_sops_mac(),
+            owner: Some(format!("{}/{}", stage.project(), stage.name())),
+            legacy_discriminator: stage.legacy_label().map(|label| label.value().to_owned()),
+            adopt: stage.adopt(),
+            state_namespace: stage.state_namespace().to_owned(),
+            selection: self.selection(),
         })
+    }
+
+    /// Loads the manifests and keeps only what `--include`/`--exclude` select: for commands
+    /// that only read them (`render`, `validate`). Commands that prune keep the whole set, so
+    /// that unselected objects are never taken for orphans.
+    pub(crate) fn load_selected(&self) -> anyhow::Result<Loaded> {
+        let mut loaded = self.load()?;
+        if let Some(selection) = &loaded.selection {
+            loaded.manifest.select(selection);
+        }
+        Ok(loaded)
+    }
+
+    fn selection(&self) -> Option<Selection> {
+        let selection = Selection::new(self.include.clone(), self.exclude.clone());
+        (!selection.is_empty()).then_some(selection)
     }
 
     fn load_files(&self) -> anyhow::Result<Loaded> {
@@ -113,6 +153,11 @@ impl StageArgs {
             prune: false,
             root: None,
             verify_sops_mac: true,
+            owner: None,
+            legacy_discriminator: None,
+            adopt: false,
+            state_namespace: Project::DEFAULT_STATE_NAMESPACE.to_owned(),
+            selection: self.selection(),
         })
     }
 }

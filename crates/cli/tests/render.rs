@@ -46,7 +46,7 @@ fn validate_summarises_a_valid_stage_and_exits_zero() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     assert!(
         text(&output.stdout).starts_with(
-            "stage full: 14 objects in 6 waves, labelled capstan.io/discriminator=demo-full, no problems\n"
+            "stage full: 14 objects in 6 waves, labelled capstan.io/discriminator=demo.full, no problems\n"
         ),
         "{}",
         text(&output.stdout)
