@@ -248,6 +248,16 @@ fn cases() -> Vec<Case> {
                 b"public: 1\n# secret below\nprivate: 2\n",
             )
         },
+        Case {
+            rule: Some("unencrypted_comment_regex: public below"),
+            selection: Some(Selection::UnencryptedCommentRegex(
+                "public below".to_owned(),
+            )),
+            ..case(
+                "unencrypted-comment-regex.yaml",
+                b"private: 1\n# public below\npublic: 2\nlist:\n    # public below\n    - x\n    - y\n",
+            )
+        },
         case("plain.json", JSON),
         Case {
             flags: &["--encrypted-regex", "^password$"],

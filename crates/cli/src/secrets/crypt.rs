@@ -239,6 +239,10 @@ pub(super) fn encrypt(args: &EncryptArgs, config: Option<&Path>) -> anyhow::Resu
     if let Some(indent) = args.indent {
         file.set_yaml_indent(indent);
     }
+    if args.in_place && input.file.is_some() {
+        // Replaced atomically, keeping the file's permissions.
+        return Ok(file.write()?);
+    }
     emit(
         &file.to_bytes(),
         &input,
