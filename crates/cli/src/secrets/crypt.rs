@@ -16,18 +16,18 @@ use super::{
 /// A format name for `--input-type`/`--output-type`.
 pub(super) fn parse_format(name: &str) -> Result<Format, String> {
     Format::from_name(name).ok_or_else(|| {
-        format!("`{name}` is not a format capstan knows: yaml, json, dotenv or binary")
+        format!("`{name}` is not a format capstan knows: yaml, json, dotenv, ini or binary")
     })
 }
 
 /// sops's format flags.
 #[derive(Debug, Args)]
 pub(super) struct TypeArgs {
-    /// The input's format instead of the one its name implies: yaml, json, dotenv or binary
+    /// The input's format instead of the one its name implies: yaml, json, dotenv, ini or binary
     #[arg(long, value_name = "TYPE", value_parser = parse_format)]
     pub(super) input_type: Option<Format>,
 
-    /// The output's format, if not the input's: yaml, json, dotenv or binary
+    /// The output's format, if not the input's: yaml, json, dotenv, ini or binary
     #[arg(long, value_name = "TYPE", value_parser = parse_format)]
     pub(super) output_type: Option<Format>,
 
@@ -57,7 +57,7 @@ impl TypeArgs {
             .unwrap_or_else(|| file.to_owned());
         if stdin && self.input_type.is_none() && self.filename_override.is_none() {
             bail!(
-                "reading standard input needs --input-type (yaml, json, dotenv, binary) or \
+                "reading standard input needs --input-type (yaml, json, dotenv, ini, binary) or \
                  --filename-override to tell its format"
             );
         }

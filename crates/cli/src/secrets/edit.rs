@@ -28,7 +28,7 @@ pub(super) struct EditArgs {
     /// The encrypted file
     file: PathBuf,
 
-    /// The file's format instead of the one its name implies: yaml, json, dotenv or binary
+    /// The file's format instead of the one its name implies: yaml, json, dotenv, ini or binary
     #[arg(long, value_name = "TYPE", value_parser = parse_format)]
     input_type: Option<Format>,
 
