@@ -360,3 +360,39 @@ impl Zeroize for Tree {
         self.documents.iter_mut().for_each(Zeroize::zeroize);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(json: &str) -> Tree {
+        let Value::Map(map) = Value::from_json(json).unwrap() else {
+            panic!("not an object");
+        };
+        Tree {
+            documents: vec![map],
+        }
+    }
+
+    #[test]
+    fn set_creates_mappings_appends_to_lists_and_replaces_scalars_as_sops_does() {
+        let mut t = tree(r#"{"a": {"b": 1}, "l": [1, 2], "s": "x"}"#);
+        let path = |text| parse_path(text).unwrap();
+        assert_eq!(t.set(&path(r#"["a"]["b"]"#), Value::Int(1)), Some(false));
+        assert_eq!(
+            t.set(&path(r#"["a"]["c"]["d"]"#), Value::Int(2)),
+            Some(true)
+        );
+        assert_eq!(t.set(&path(r#"["l"][5]"#), Value::Int(3)), Some(true));
+        assert_eq!(t.set(&path(r#"["s"]["k"]"#), Value::Bool(true)), Some(true));
+        assert_eq!(t.set(&path("[0]"), Value::Null), None);
+        assert_eq!(
+            t,
+            tree(r#"{"a": {"b": 1, "c": {"d": 2}}, "l": [1, 2, 3], "s": {"k": true}}"#)
+        );
+        assert!(t.unset(&path(r#"["l"][0]"#)));
+        assert!(t.unset(&path(r#"["a"]["c"]"#)));
+        assert!(!t.unset(&path(r#"["a"]["c"]"#)));
+        assert_eq!(t, tree(r#"{"a": {"b": 1}, "l": [2, 3], "s": {"k": true}}"#));
+    }
+}
