@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use common::*;
 
@@ -106,13 +106,17 @@ fn decrypt_extracts_one_value() {
     ]));
     assert_eq!(output.stdout, b"hunter2");
 
-    let output = fails(repo.run(&[
-        "secrets",
-        "decrypt",
-        "--extract",
-        r#"["db"]["missing"]"#,
-        path.to_str().unwrap(),
-    ]));
+    // sops's exit code for a path that names nothing.
+    let output = exited(
+        91,
+        repo.run(&[
+            "secrets",
+            "decrypt",
+            "--extract",
+            r#"["db"]["missing"]"#,
+            path.to_str().unwrap(),
+        ]),
+    );
     assert!(text(&output.stderr).contains("has no value at"));
 }
 
@@ -127,16 +131,17 @@ fn decrypt_without_a_matching_identity_fails_without_leaking() {
         .env("SOPS_AGE_KEY_FILE", &stranger)
         .output()
         .unwrap();
-    let output = fails(output);
+    // sops's exit code when no key opens the data key.
+    let output = exited(128, output);
     assert!(output.stdout.is_empty());
     let stderr = text(&output.stderr);
     assert!(stderr.contains("no identity opens"), "{stderr}");
     assert!(!stderr.contains("hunter2"));
 }
 
-/// Runs `capstan secrets edit` with `script` as the editor and a private, empty `TMPDIR`,
-/// which must be empty again afterwards: the plaintext copy is gone on every path.
-fn edit_with(repo: &Repo, path: &Path, script: &str) -> Output {
+/// `capstan secrets edit` with `script` as the editor and a private, empty `TMPDIR`, which
+/// [`assert_tmpdir_empty`] checks afterwards.
+fn edit_command(repo: &Repo, path: &Path, script: &str) -> Command {
     let editor = repo.path("editor.sh");
     std::fs::write(&editor, format!("#!/bin/sh\n{script}\n")).unwrap();
     #[cfg(unix)]
@@ -144,26 +149,36 @@ fn edit_with(repo: &Repo, path: &Path, script: &str) -> Output {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o700)).unwrap();
     }
-    let tmp = repo.path("tmp");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let output = repo
-        .capstan(&["secrets", "edit", path.to_str().unwrap()])
+    std::fs::create_dir_all(repo.path("tmp")).unwrap();
+    let mut command = repo.capstan(&["secrets", "edit", path.to_str().unwrap()]);
+    command
         .env_remove("VISUAL")
         .env("EDITOR", &editor)
-        .env("TMPDIR", &tmp)
-        .output()
-        .unwrap();
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        .env("TMPDIR", repo.path("tmp"));
+    command
+}
+
+fn assert_tmpdir_empty(repo: &Repo) {
+    let left: Vec<_> = std::fs::read_dir(repo.path("tmp")).unwrap().collect();
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+}
+
+/// Runs `capstan secrets edit` with `script` as the editor; the private `TMPDIR` must be
+/// empty again afterwards: the plaintext copy is gone on every path.
+fn edit_with(repo: &Repo, path: &Path, script: &str) -> Output {
+    let output = edit_command(repo, path, script).output().unwrap();
+    assert_tmpdir_empty(repo);
     output
 }
 
 #[test]
-fn edit_without_changes_writes_nothing() {
+fn edit_without_changes_writes_nothing_and_exits_200() {
     let repo = Repo::new();
     let path = repo.encrypted("app.yaml", PLAINTEXT);
     let before = std::fs::read(&path).unwrap();
-    succeeds(edit_with(&repo, &path, "touch \"$1\""));
+    // sops's exit code for an edit that changed nothing.
+    let output = exited(200, edit_with(&repo, &path, "touch \"$1\""));
+    assert!(text(&output.stderr).contains("unchanged"));
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
@@ -238,6 +253,53 @@ fn edit_interrupted_removes_the_plaintext_copy() {
                   exit 130";
     let output = fails(edit_with(&repo, &path, script));
     assert!(text(&output.stderr).contains("failed"));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// SIGTERM goes to capstan alone (`kill`, a service manager, a CI timeout), not to the editor:
+/// capstan must stop the editor and remove the plaintext copy itself. The editor here sends
+/// SIGTERM to capstan and then waits much longer than the test would.
+#[cfg(target_os = "linux")]
+#[test]
+fn edit_terminated_stops_the_editor_and_removes_the_plaintext_copy() {
+    let repo = Repo::new();
+    let path = repo.encrypted("app.yaml", PLAINTEXT);
+    let before = std::fs::read(&path).unwrap();
+    let pid_file = repo.path("editor.pid");
+    let script = format!(
+        "echo $$ > '{}'\n\
+         for pid in $PPID $(cut -d' ' -f4 /proc/$PPID/stat); do\n\
+         \x20 case $(readlink /proc/$pid/exe) in *capstan) kill -TERM $pid;; esac\n\
+         done\n\
+         exec sleep 60",
+        pid_file.display()
+    );
+    // Output goes to files, not pipes: capstan's exit is what the test waits for, and an
+    // editor left running would still hold pipes open.
+    let (stdout, stderr) = (repo.path("stdout"), repo.path("stderr"));
+    let status = edit_command(&repo, &path, &script)
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .status()
+        .unwrap();
+    let editor = std::fs::read_to_string(&pid_file).unwrap();
+    let editor_runs = Path::new(&format!("/proc/{}", editor.trim())).exists();
+    if editor_runs {
+        let _ = Command::new("kill").arg(editor.trim()).status();
+    }
+    assert_tmpdir_empty(&repo);
+    let stderr = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(!editor_runs, "the editor {editor} still runs");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: terminated (SIGTERM): the editor was stopped and the plaintext copy \
+             removed; `{}` left unchanged\n",
+            path.display()
+        )
+    );
+    assert!(std::fs::read(&stdout).unwrap().is_empty());
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 

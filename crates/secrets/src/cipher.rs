@@ -137,6 +137,12 @@ pub(crate) fn is_envelope(text: &str) -> bool {
     parse_envelope(text).is_some()
 }
 
+/// Whether a string is an encrypted comment. sops writes a comment inside a YAML list as a
+/// list item holding such an envelope, since YAML cannot attach it to an item.
+pub(crate) fn is_comment_envelope(text: &str) -> bool {
+    parse_envelope(text).is_some_and(|fields| fields.kind == "comment")
+}
+
 /// The plaintext bytes sops encrypts and hashes for a scalar, and its `type:` name.
 ///
 /// `None` for values that are never encrypted: null and collections.

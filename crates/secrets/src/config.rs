@@ -111,6 +111,20 @@ struct RawRule {
 struct RawConfig {
     #[serde(default)]
     creation_rules: Vec<RawRule>,
+    #[serde(default)]
+    stores: RawStores,
+}
+
+/// `stores:`; only the YAML indentation changes what capstan writes.
+#[derive(Default, Deserialize)]
+struct RawStores {
+    #[serde(default)]
+    yaml: RawStore,
+}
+
+#[derive(Default, Deserialize)]
+struct RawStore {
+    indent: Option<i64>,
 }
 
 /// One creation rule.
@@ -150,6 +164,7 @@ impl CreationRule {
 pub struct Config {
     path: PathBuf,
     rules: Vec<CreationRule>,
+    yaml_indent: Option<usize>,
 }
 
 impl Config {
@@ -251,7 +266,20 @@ impl Config {
                 foreign,
             });
         }
-        Ok(Self { path, rules })
+        let yaml_indent = match raw.stores.yaml.indent {
+            None => None,
+            Some(indent @ 1..=64) => Some(indent as usize),
+            Some(indent) => {
+                return Err(invalid(format!(
+                    "`stores.yaml.indent` must be between 1 and 64, not {indent}"
+                )));
+            }
+        };
+        Ok(Self {
+            path,
+            rules,
+            yaml_indent,
+        })
     }
 
     /// The text of the `.sops.yaml` at `path` with `recipient` added to the age recipients
@@ -280,6 +308,12 @@ impl Config {
         Ok(config)
     }
 
+    /// `stores: {yaml: {indent: N}}`: the spaces per level of the YAML files written under
+    /// this configuration (see [`SopsFile::set_yaml_indent`](crate::SopsFile::set_yaml_indent)).
+    pub fn yaml_indent(&self) -> Option<usize> {
+        self.yaml_indent
+    }
+
     /// Where the configuration was read from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -301,10 +335,14 @@ impl Config {
     /// types capstan cannot encrypt to.
     pub fn rule_for(&self, file: &Path) -> Result<&CreationRule> {
         let absolute = std::path::absolute(file).map_err(Error::io(file))?;
+        // `--config my.yaml` has the parent `""`, which is the working directory.
         let folder = self
             .path
             .parent()
-            .map(std::path::absolute)
+            .map(|parent| match parent.as_os_str().is_empty() {
+                true => std::path::absolute("."),
+                false => std::path::absolute(parent),
+            })
             .transpose()
             .map_err(Error::io(&self.path))?;
         let relative =

@@ -8,7 +8,7 @@ use crate::{
     keys::{Identities, Recipient},
     metadata::{Metadata, SOPS_VERSION},
     time,
-    tree::{self, Tree, Value},
+    tree::{self, Item, Tree, Value},
     walk::{self, Leaf, Rules, Selection},
 };
 use sha2::{Digest as _, Sha256, Sha512};
@@ -85,6 +85,7 @@ fn mac_hex(hasher: Sha512) -> String {
 pub struct Decrypted {
     path: PathBuf,
     format: Format,
+    yaml_indent: usize,
     tree: Tree,
     metadata: Metadata,
     data_key: DataKey,
@@ -169,6 +170,7 @@ impl SopsFile {
         seal(Sealing {
             path,
             format,
+            yaml_indent: format::YAML_INDENT,
             tree,
             metadata,
             data_key: &data_key,
@@ -201,6 +203,15 @@ impl SopsFile {
         let cipher = data_key.cipher();
         let rules = self.rules()?;
         let mut tree = self.tree.clone();
+        // An encrypted comment inside a list is stored as a list item (see `seal`); it is a
+        // comment again once read.
+        walk::for_each_item(&mut tree, &mut |item| {
+            if let Item::Value(Value::Str(text)) = item
+                && cipher::is_comment_envelope(text)
+            {
+                *item = Item::Comment(std::mem::take(text));
+            }
+        });
         let mut stash = IvStash::new();
         let mut hasher = mac_hasher(self.metadata.mac_only_encrypted);
         let mac_only = self.metadata.mac_only_encrypted;
@@ -237,6 +248,7 @@ impl SopsFile {
         Ok(Decrypted {
             path: self.path.clone(),
             format: self.format,
+            yaml_indent: self.yaml_indent,
             tree,
             metadata: self.metadata.clone(),
             data_key,
@@ -286,7 +298,7 @@ impl SopsFile {
 
     fn verify_mac(&self, cipher: &ValueCipher, computed: String) -> Result<()> {
         if self.metadata.mac.is_empty() {
-            return Err(self.integrity("the file has no MAC"));
+            return Err(self.mac_failure("the file has no MAC"));
         }
         let aad = time::mac_additional_data(&self.metadata.lastmodified).ok_or_else(|| {
             Error::Metadata {
@@ -296,11 +308,11 @@ impl SopsFile {
         })?;
         let stored = cipher
             .open(&self.metadata.mac, aad.as_bytes())
-            .map_err(|_| self.integrity("the MAC does not decrypt (the metadata was altered)"))?;
+            .map_err(|_| self.mac_failure("the MAC does not decrypt (the metadata was altered)"))?;
         if stored.plaintext.as_slice() == computed.as_bytes() {
             Ok(())
         } else {
-            Err(self.integrity("MAC mismatch (the values or their order were altered)"))
+            Err(self.mac_failure("MAC mismatch (the values or their order were altered)"))
         }
     }
 }
@@ -308,6 +320,7 @@ impl SopsFile {
 struct Sealing<'a> {
     path: PathBuf,
     format: Format,
+    yaml_indent: usize,
     tree: Tree,
     metadata: Metadata,
     data_key: &'a DataKey,
@@ -359,6 +372,15 @@ fn seal(mut job: Sealing<'_>) -> Result<SopsFile> {
         }
         Ok::<_, Error>(())
     })?;
+    // As sops does, an encrypted comment inside a list is written as a list item, `-
+    // ENC[…,type:comment]`: YAML has no way to attach a comment to an item.
+    walk::for_each_item(&mut job.tree, &mut |item| {
+        if let Item::Comment(text) = item
+            && cipher::is_comment_envelope(text)
+        {
+            *item = Item::Value(Value::Str(std::mem::take(text)));
+        }
+    });
     job.metadata.lastmodified = time::now();
     let mac = Zeroizing::new(mac_hex(hasher));
     job.metadata.mac = cipher.seal(
@@ -370,6 +392,7 @@ fn seal(mut job: Sealing<'_>) -> Result<SopsFile> {
     Ok(SopsFile {
         path: job.path,
         format: job.format,
+        yaml_indent: job.yaml_indent,
         tree: job.tree,
         metadata: job.metadata,
     })
@@ -397,10 +420,20 @@ impl Decrypted {
         &self.tree
     }
 
+    /// Prints the plaintext, and writes the files made from it, in another format from now
+    /// on, as `sops decrypt --output-type` does.
+    pub fn set_format(&mut self, format: Format) {
+        self.format = format;
+    }
+
     /// The plaintext in the file's format, as `sops decrypt` prints it (binary files give
     /// their raw content).
     pub fn to_plaintext(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(format::emit_plain(self.format, &self.tree))
+        Zeroizing::new(format::emit_plain(
+            self.format,
+            &self.tree,
+            self.yaml_indent,
+        ))
     }
 
     /// One value, as `sops decrypt --extract '["a"]["b"][0]'` prints it: strings raw with no
@@ -416,7 +449,11 @@ impl Decrypted {
         };
         let steps = tree::parse_path(path).ok_or_else(missing)?;
         let value = self.tree.get(&steps).ok_or_else(missing)?;
-        Ok(Zeroizing::new(format::emit_value(self.format, value)))
+        Ok(Zeroizing::new(format::emit_value(
+            self.format,
+            value,
+            self.yaml_indent,
+        )))
     }
 
     /// Takes edited plaintext (in the file's format) and encrypts it again with the same data
@@ -471,19 +508,27 @@ impl Decrypted {
     /// [`Error::Options`] when the file also has non-age keys (PGP, KMS…), which capstan
     /// cannot give the new data key to.
     pub fn rotate(&self) -> Result<SopsFile> {
-        let invalid = |reason: String| Error::Options {
-            path: self.path.clone(),
-            reason,
-        };
+        self.rotate_to(&self.recipients()?)
+    }
+
+    /// The file's recipients, parsed, with its Shamir threshold: where [`Decrypted::rotate`]
+    /// starts from, for callers that add or remove some (sops `rotate --add-age/--rm-age`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Options`] when the file also has non-age keys (PGP, KMS…), which capstan
+    /// cannot give a data key to.
+    pub fn recipients(&self) -> Result<Recipients> {
         if self
             .metadata
             .key_groups
             .iter()
             .any(|group| !group.foreign.is_empty())
         {
-            return Err(invalid(
-                "the file also has non-age keys, which capstan cannot re-key".to_owned(),
-            ));
+            return Err(Error::Options {
+                path: self.path.clone(),
+                reason: "the file also has non-age keys, which capstan cannot re-key".to_owned(),
+            });
         }
         let groups = self
             .metadata
@@ -496,14 +541,23 @@ impl Decrypted {
                     .collect::<Result<Vec<Recipient>>>()
             })
             .collect::<Result<_>>()?;
-        let recipients = Recipients {
+        Ok(Recipients {
             groups,
             shamir_threshold: self.metadata.shamir_threshold,
-        };
+        })
+    }
+
+    /// [`Decrypted::rotate`] to other recipients: a new data key for them, every value
+    /// encrypted again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Options`] for an empty key group or an impossible threshold.
+    pub fn rotate_to(&self, recipients: &Recipients) -> Result<SopsFile> {
         let data_key = DataKey::generate();
         let mut metadata = self.metadata.clone();
         (metadata.key_groups, metadata.shamir_threshold) =
-            wrap_data_key(&self.path, &data_key, &recipients)?;
+            wrap_data_key(&self.path, &data_key, recipients)?;
         self.seal_with(self.tree.clone(), metadata, &data_key)
     }
 
@@ -516,6 +570,7 @@ impl Decrypted {
         seal(Sealing {
             path: self.path.clone(),
             format: self.format,
+            yaml_indent: self.yaml_indent,
             tree,
             metadata,
             data_key,

@@ -26,7 +26,7 @@ pub(crate) fn parse(text: &str) -> Result<Map, String> {
     Ok(map)
 }
 
-fn scalar_text(value: &Value) -> String {
+pub(crate) fn scalar_text(value: &Value) -> String {
     match value {
         Value::Str(text) | Value::Time(text) => text.clone(),
         Value::Int(number) => number.to_string(),
@@ -68,7 +68,7 @@ fn push_line(out: &mut String, key: &str, value: &str) {
 }
 
 /// sops's `flatten`: `__map_<key>` for nested mappings, `__list_<index>` for sequences.
-fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
+pub(crate) fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
     match value {
         Value::Map(map) => {
             for (key, value) in map.pairs() {
@@ -115,7 +115,7 @@ fn next_segment(path: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn insert(map: &mut Map, path: &str, value: Value) {
+pub(crate) fn insert(map: &mut Map, path: &str, value: Value) {
     let (key, rest) = next_segment(path);
     let Some(rest) = rest else {
         map.insert(key, value);

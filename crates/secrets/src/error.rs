@@ -52,16 +52,17 @@ pub enum Error {
         reason: String,
     },
 
-    /// None of the identities opens the file's data key.
-    #[error(
-        "no identity opens the data key of `{}` (it is encrypted to {})",
-        path.display(), recipients.join(", ")
-    )]
+    /// None of the identities opens the file's data key, or (with several key groups) too
+    /// few groups open for the Shamir threshold.
+    #[error("no identity opens the data key of `{}`: {details}", path.display())]
     NoMatchingIdentity {
         /// The file.
         path: PathBuf,
         /// The age recipients the file is encrypted to.
         recipients: Vec<String>,
+        /// Who the file is encrypted to and, per key group, what opened and what did not,
+        /// e.g. "it is encrypted to PGP key 85D7…, which capstan cannot use".
+        details: String,
     },
 
     /// A value, the MAC or the data key failed authentication: the file was altered or the
@@ -72,6 +73,9 @@ pub enum Error {
         path: PathBuf,
         /// Which part failed, e.g. "the value at `data:password:`" or "MAC mismatch".
         what: String,
+        /// Whether it is the MAC that failed (every value authenticated on its own), which
+        /// sops reports with exit code 51 rather than 25.
+        mac: bool,
     },
 
     /// An age recipient or identity, given in code, in a key file or in `.sops.yaml`, is

@@ -67,6 +67,8 @@ pub struct SopsFile {
     pub(crate) format: Format,
     pub(crate) tree: Tree,
     pub(crate) metadata: Metadata,
+    /// Spaces per YAML level when written (sops `stores.yaml.indent`).
+    pub(crate) yaml_indent: usize,
 }
 
 impl SopsFile {
@@ -108,6 +110,7 @@ impl SopsFile {
             format,
             tree,
             metadata,
+            yaml_indent: format::YAML_INDENT,
         })
     }
 
@@ -138,7 +141,25 @@ impl SopsFile {
 
     /// The encrypted file's content, in the layout of sops [`SOPS_VERSION`](crate::SOPS_VERSION).
     pub fn to_bytes(&self) -> Vec<u8> {
-        format::emit_encrypted(self.format, &self.tree, &self.metadata.to_map())
+        format::emit_encrypted(
+            self.format,
+            &self.tree,
+            &self.metadata.to_map(),
+            self.yaml_indent,
+        )
+    }
+
+    /// Writes the file in another format from now on, as `sops encrypt --output-type` does:
+    /// the values and their ciphertexts stay the same.
+    pub fn set_format(&mut self, format: Format) {
+        self.format = format;
+    }
+
+    /// Writes YAML with `indent` spaces per level (at least 1) instead of sops's default of 4,
+    /// as `.sops.yaml` `stores: {yaml: {indent: N}}` asks; the plaintext of
+    /// [`SopsFile::decrypt`] and the files made from it follow the same setting.
+    pub fn set_yaml_indent(&mut self, indent: usize) {
+        self.yaml_indent = indent.max(1);
     }
 
     /// Writes the file to [`SopsFile::path`], replacing any existing file atomically (a
@@ -196,35 +217,113 @@ impl SopsFile {
     /// Opens the data key with the identities: any key of a single group, or enough groups'
     /// shares for the Shamir threshold.
     pub(crate) fn data_key(&self, identities: &Identities) -> Result<DataKey> {
-        let no_identity = || Error::NoMatchingIdentity {
-            path: self.path.clone(),
-            recipients: self.recipients().concat(),
-        };
-        let shares: Vec<Zeroizing<Vec<u8>>> = self
-            .metadata
-            .key_groups
+        let groups = &self.metadata.key_groups;
+        let shares: Vec<Option<Zeroizing<Vec<u8>>>> = groups
             .iter()
-            .filter_map(|group| group.age.iter().find_map(|key| identities.unwrap(&key.enc)))
+            .map(|group| group.age.iter().find_map(|key| identities.unwrap(&key.enc)))
             .collect();
-        let groups = self.metadata.key_groups.len();
-        if groups == 1 {
-            let share = shares.first().ok_or_else(no_identity)?;
-            return DataKey::from_slice(share)
+        let opened: Vec<Zeroizing<Vec<u8>>> = shares.iter().flatten().cloned().collect();
+        let needed = match groups.len() {
+            1 => 1,
+            count => self.metadata.shamir_threshold.unwrap_or(count),
+        };
+        if opened.len() < needed {
+            return Err(Error::NoMatchingIdentity {
+                path: self.path.clone(),
+                recipients: self.recipients().concat(),
+                details: self.why_closed(&shares, needed, identities),
+            });
+        }
+        if groups.len() == 1 {
+            return DataKey::from_slice(&opened[0])
                 .ok_or_else(|| self.integrity("the data key has the wrong length"));
         }
-        if shares.len() < self.metadata.shamir_threshold.unwrap_or(groups) {
-            return Err(no_identity());
-        }
-        let secret = shamir::combine(&shares)
+        let secret = shamir::combine(&opened)
             .ok_or_else(|| self.integrity("the key shares do not combine"))?;
         DataKey::from_slice(&secret)
             .ok_or_else(|| self.integrity("the combined data key has the wrong length"))
+    }
+
+    /// Says who the file is encrypted to and, with several key groups, what each gave, as
+    /// sops lists its per-group results.
+    fn why_closed(
+        &self,
+        shares: &[Option<Zeroizing<Vec<u8>>>],
+        needed: usize,
+        identities: &Identities,
+    ) -> String {
+        let groups = &self.metadata.key_groups;
+        let foreign_only = |group: &KeyGroup| group.age.is_empty() && !group.foreign.is_empty();
+        let unusable = |keys: Vec<String>| {
+            let which = match keys.len() {
+                1 => "which capstan cannot use",
+                _ => "none of which capstan can use",
+            };
+            format!("{}, {which}", keys.join(", "))
+        };
+        let no_identity = match identities.is_empty() {
+            true => {
+                "no age identity was found (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD \
+                     or sops/age/keys.txt)"
+            }
+            false => "none of the identities matches",
+        };
+        let describe = |group: &KeyGroup| match foreign_only(group) {
+            true => unusable(group.foreign_keys()),
+            false => {
+                let mut text = group.describe().join(", ");
+                if group
+                    .age
+                    .iter()
+                    .any(|key| key.recipient.starts_with("age1pq1"))
+                {
+                    text.push_str(
+                        " (post-quantum age recipients need an identity capstan cannot use)",
+                    );
+                }
+                text
+            }
+        };
+        if let [group] = groups.as_slice() {
+            if foreign_only(group) {
+                return format!("it is encrypted to {}", describe(group));
+            }
+            return format!("it is encrypted to {}; {no_identity}", describe(group));
+        }
+        let results: Vec<String> = groups
+            .iter()
+            .zip(shares)
+            .enumerate()
+            .map(|(index, (group, share))| {
+                let result = match (share, foreign_only(group)) {
+                    (Some(_), _) => "opened".to_owned(),
+                    (None, true) => "capstan cannot use these keys".to_owned(),
+                    (None, false) => no_identity.replace("none of the identities", "no identity"),
+                };
+                format!("group {} ({}): {result}", index + 1, describe(group))
+            })
+            .collect();
+        let opened = shares.iter().flatten().count();
+        format!(
+            "{needed} of {} key groups are needed and {opened} opened: {}",
+            groups.len(),
+            results.join("; ")
+        )
+    }
+
+    pub(crate) fn mac_failure(&self, what: &str) -> Error {
+        Error::Integrity {
+            path: self.path.clone(),
+            what: what.to_owned(),
+            mac: true,
+        }
     }
 
     pub(crate) fn integrity(&self, what: &str) -> Error {
         Error::Integrity {
             path: self.path.clone(),
             what: what.to_owned(),
+            mac: false,
         }
     }
 }

@@ -2,14 +2,14 @@
 //! without the metadata block.
 
 use crate::{
-    dotenv, json,
+    dotenv, ini, json,
     tree::{Entry, Map, Tree, Value},
     yaml,
 };
 use std::path::Path;
 
 /// The indentation sops uses for YAML unless `.sops.yaml` says otherwise.
-const YAML_INDENT: usize = 4;
+pub(crate) const YAML_INDENT: usize = 4;
 
 /// A file format sops can encrypt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,14 +21,15 @@ pub enum Format {
     Json,
     /// `KEY=VALUE` lines.
     Dotenv,
+    /// INI sections of `key = value` lines.
+    Ini,
     /// Any other file: its whole content is one value, and the encrypted file is JSON.
     Binary,
 }
 
 impl Format {
     /// The format sops picks from a file name: `.yaml`/`.yml`, `.json`, a name ending in
-    /// `.env`, and binary for everything else (including `.ini`, which capstan does not read
-    /// as INI).
+    /// `.env`, `.ini`, and binary for everything else.
     pub fn from_path(path: &Path) -> Self {
         let name = path
             .file_name()
@@ -37,9 +38,23 @@ impl Format {
         match path.extension().and_then(|extension| extension.to_str()) {
             Some("yaml" | "yml") => Self::Yaml,
             Some("json") => Self::Json,
+            Some("ini") => Self::Ini,
             _ if name.ends_with(".env") => Self::Dotenv,
             _ => Self::Binary,
         }
+    }
+
+    /// The format named as sops's `--input-type`/`--output-type` name it: `yaml`, `json`,
+    /// `dotenv`, `ini`, `binary`; `None` for any other name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "yaml" => Self::Yaml,
+            "json" => Self::Json,
+            "dotenv" => Self::Dotenv,
+            "ini" => Self::Ini,
+            "binary" => Self::Binary,
+            _ => return None,
+        })
     }
 
     pub(crate) fn name(self) -> &'static str {
@@ -47,6 +62,7 @@ impl Format {
             Self::Yaml => "YAML",
             Self::Json | Self::Binary => "JSON",
             Self::Dotenv => "dotenv",
+            Self::Ini => "INI",
         }
     }
 }
@@ -62,6 +78,7 @@ pub(crate) fn parse_plain(format: Format, bytes: &[u8]) -> Result<Tree, String> 
         Format::Yaml => return yaml::parse(text(bytes)?),
         Format::Json => vec![json::parse(text(bytes)?)?],
         Format::Dotenv => vec![dotenv::parse(text(bytes)?)?],
+        Format::Ini => vec![ini::parse(text(bytes)?)?],
         Format::Binary => {
             let data = match std::str::from_utf8(bytes) {
                 Ok(text) => Value::Str(text.to_owned()),
@@ -84,6 +101,7 @@ pub(crate) fn parse_encrypted(format: Format, bytes: &[u8]) -> Result<(Tree, Opt
     let mut tree = parse_plain(read_as, bytes)?;
     let metadata = match format {
         Format::Dotenv => tree.documents.first_mut().and_then(dotenv::take_metadata),
+        Format::Ini => tree.documents.first_mut().and_then(ini::take_metadata),
         _ => {
             let mut found = None;
             for (index, document) in tree.documents.iter_mut().enumerate() {
@@ -112,12 +130,13 @@ pub(crate) fn has_metadata_key(format: Format, tree: &Tree) -> bool {
 }
 
 /// Writes plaintext content in the format.
-pub(crate) fn emit_plain(format: Format, tree: &Tree) -> Vec<u8> {
+pub(crate) fn emit_plain(format: Format, tree: &Tree, indent: usize) -> Vec<u8> {
     let first = || tree.documents.first().cloned().unwrap_or_default();
     match format {
-        Format::Yaml => yaml::emit(tree, YAML_INDENT).into_bytes(),
+        Format::Yaml => yaml::emit(tree, indent).into_bytes(),
         Format::Json => json::emit(&first()).into_bytes(),
         Format::Dotenv => dotenv::emit(&first(), None).into_bytes(),
+        Format::Ini => ini::emit(&first(), None).into_bytes(),
         Format::Binary => match first().get("data") {
             Some(Value::Str(text)) => text.as_bytes().to_vec(),
             Some(Value::Bytes(bytes)) => bytes.clone(),
@@ -127,9 +146,14 @@ pub(crate) fn emit_plain(format: Format, tree: &Tree) -> Vec<u8> {
 }
 
 /// Writes an encrypted tree with its metadata block (appended to every YAML document).
-pub(crate) fn emit_encrypted(format: Format, tree: &Tree, metadata: &Map) -> Vec<u8> {
+pub(crate) fn emit_encrypted(
+    format: Format,
+    tree: &Tree,
+    metadata: &Map,
+    indent: usize,
+) -> Vec<u8> {
     let mut with_block = tree.clone();
-    if format != Format::Dotenv {
+    if !matches!(format, Format::Dotenv | Format::Ini) {
         for document in &mut with_block.documents {
             document
                 .entries
@@ -138,19 +162,23 @@ pub(crate) fn emit_encrypted(format: Format, tree: &Tree, metadata: &Map) -> Vec
     }
     let first = || with_block.documents.first().cloned().unwrap_or_default();
     match format {
-        Format::Yaml => yaml::emit(&with_block, YAML_INDENT).into_bytes(),
+        Format::Yaml => yaml::emit(&with_block, indent).into_bytes(),
         Format::Json | Format::Binary => json::emit(&first()).into_bytes(),
         Format::Dotenv => dotenv::emit(&first(), Some(metadata)).into_bytes(),
+        Format::Ini => ini::emit(&first(), Some(metadata)).into_bytes(),
     }
 }
 
-/// A value on its own, for `--extract`: strings raw, everything else in the format.
-pub(crate) fn emit_value(format: Format, value: &Value) -> Vec<u8> {
+/// A value on its own, for `--extract`: strings raw, everything else in the format. As in
+/// sops, a JSON mapping is a whole document and ends with a line break, while other JSON
+/// values do not; YAML values always do.
+pub(crate) fn emit_value(format: Format, value: &Value, indent: usize) -> Vec<u8> {
     match (format, value) {
         (_, Value::Str(text)) => text.as_bytes().to_vec(),
         (_, Value::Bytes(bytes)) => bytes.clone(),
+        (Format::Json, Value::Map(map)) => json::emit(map).into_bytes(),
         (Format::Json, value) => json::emit_value(value).into_bytes(),
-        (_, value) => yaml::emit_value(value, YAML_INDENT).into_bytes(),
+        (_, value) => yaml::emit_value(value, indent).into_bytes(),
     }
 }
 

@@ -84,6 +84,20 @@ pub(crate) fn parse(text: &str) -> Result<Map, String> {
     }
 }
 
+/// Parses any JSON value (for `set`). Errors give a line and column, never the text.
+pub(crate) fn parse_value(text: &str) -> Result<Value, String> {
+    serde_json::from_str::<Node>(text)
+        .map(|Node(value)| value)
+        .map_err(|error| {
+            format!(
+                "line {} column {}: {:?}",
+                error.line(),
+                error.column(),
+                error.classify()
+            )
+        })
+}
+
 /// Writes an object as sops does; comments are dropped, as JSON has none.
 pub(crate) fn emit(map: &Map) -> String {
     let mut out = String::new();

@@ -29,7 +29,12 @@ impl FromStr for Recipient {
             .map(Self)
             .map_err(|reason| Error::Key {
                 origin: format!("recipient `{text}`"),
-                reason: reason.to_owned(),
+                reason: match text.starts_with("age1pq1") {
+                    true => "a post-quantum recipient, which capstan's age library (0.12) \
+                             cannot encrypt to; use an X25519 recipient (age1…)"
+                        .to_owned(),
+                    false => reason.to_owned(),
+                },
             })
     }
 }
@@ -136,9 +141,13 @@ impl Identity {
     }
 }
 
-/// The identities a decryption may use.
+/// The identities a decryption may use, and notes on the keys that were skipped because
+/// capstan cannot use them.
 #[derive(Clone, Debug, Default)]
-pub struct Identities(Vec<Identity>);
+pub struct Identities {
+    keys: Vec<Identity>,
+    skipped: Vec<String>,
+}
 
 /// Where sops looks for identities; [`KeySources::from_env`] fills it the way sops does.
 /// `Debug` does not show the key text.
@@ -148,6 +157,9 @@ pub struct KeySources {
     pub age_key: Option<Zeroizing<String>>,
     /// The path in `SOPS_AGE_KEY_FILE`.
     pub age_key_file: Option<PathBuf>,
+    /// The command in `SOPS_AGE_KEY_CMD`, run with `sh -c`; its standard output is key file
+    /// text.
+    pub age_key_cmd: Option<String>,
     /// The user's configuration folder (`$XDG_CONFIG_HOME`, else `~/.config`); sops reads
     /// `sops/age/keys.txt` below it when that file exists.
     pub config_dir: Option<PathBuf>,
@@ -158,18 +170,23 @@ impl fmt::Debug for KeySources {
         f.debug_struct("KeySources")
             .field("age_key", &self.age_key.as_ref().map(|_| "<redacted>"))
             .field("age_key_file", &self.age_key_file)
+            .field("age_key_cmd", &self.age_key_cmd)
             .field("config_dir", &self.config_dir)
             .finish()
     }
 }
 
 impl KeySources {
-    /// The sources named by `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, `XDG_CONFIG_HOME` and `HOME`.
+    /// The sources named by `SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY_CMD`,
+    /// `XDG_CONFIG_HOME` and `HOME`.
     pub fn from_env() -> Self {
         let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
         Self {
             age_key: std::env::var("SOPS_AGE_KEY").ok().map(Zeroizing::new),
             age_key_file: var("SOPS_AGE_KEY_FILE").map(PathBuf::from),
+            age_key_cmd: std::env::var("SOPS_AGE_KEY_CMD")
+                .ok()
+                .filter(|command| !command.trim().is_empty()),
             config_dir: var("XDG_CONFIG_HOME")
                 .map(PathBuf::from)
                 .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".config"))),
@@ -185,22 +202,38 @@ impl Identities {
 
     /// Adds one identity.
     pub fn push(&mut self, identity: Identity) {
-        self.0.push(identity);
+        self.keys.push(identity);
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.keys.is_empty()
     }
 
     /// The recipients of the identities, to tell which files they open.
     pub fn recipients(&self) -> impl Iterator<Item = Recipient> + '_ {
-        self.0.iter().map(Identity::recipient)
+        self.keys.iter().map(Identity::recipient)
+    }
+
+    /// One note per key that was read but skipped because capstan cannot use it (a
+    /// post-quantum or plugin identity), naming where it was; never the key.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
+    fn extend(&mut self, other: Self) {
+        self.keys.extend(other.keys);
+        self.skipped.extend(other.skipped);
     }
 
     /// Reads key file text: one `AGE-SECRET-KEY-1…` per line (since sops 3.13 several per
     /// line, separated by whitespace), blank lines and `#` comments ignored. `origin` names
     /// the source in errors.
+    ///
+    /// Post-quantum identities (`AGE-SECRET-KEY-PQ-1…`, age 1.3's hybrid ML-KEM-768 + X25519)
+    /// and plugin identities (`AGE-PLUGIN-…`) are skipped with a note in
+    /// [`Identities::skipped`]: the age crate capstan builds on (0.12) cannot decrypt with
+    /// them, and one of them must not make the other keys of the file unusable.
     ///
     /// # Errors
     ///
@@ -212,9 +245,25 @@ impl Identities {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            let at = || format!("line {} of {origin}", number + 1);
             for key in line.split_whitespace() {
+                let upper = key.to_ascii_uppercase();
+                let unusable = if upper.starts_with("AGE-SECRET-KEY-PQ-1") {
+                    Some("a post-quantum (ML-KEM-768 + X25519) age identity")
+                } else if upper.starts_with("AGE-PLUGIN-") {
+                    Some("an age plugin identity")
+                } else {
+                    None
+                };
+                if let Some(kind) = unusable {
+                    identities.skipped.push(format!(
+                        "skipped {kind} on {}: capstan's age library cannot use it",
+                        at()
+                    ));
+                    continue;
+                }
                 let identity = x25519::Identity::from_str(key).map_err(|_| Error::Key {
-                    origin: format!("line {} of {origin}", number + 1),
+                    origin: at(),
                     reason: "not an age X25519 identity (AGE-SECRET-KEY-1…)".to_owned(),
                 })?;
                 identities.push(Identity(identity));
@@ -233,14 +282,14 @@ impl Identities {
     pub fn from_sources(sources: &KeySources) -> Result<Self> {
         let mut identities = Self::new();
         if let Some(text) = &sources.age_key {
-            identities.0.extend(Self::parse("SOPS_AGE_KEY", text)?.0);
+            identities.extend(Self::parse("SOPS_AGE_KEY", text)?);
         }
         let mut read = |path: &Path, required: bool| -> Result<()> {
             match std::fs::read_to_string(path) {
                 Ok(text) => {
                     let text = Zeroizing::new(text);
                     let origin = format!("`{}`", path.display());
-                    identities.0.extend(Self::parse(&origin, &text)?.0);
+                    identities.extend(Self::parse(&origin, &text)?);
                     Ok(())
                 }
                 Err(error) if !required && error.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -253,7 +302,33 @@ impl Identities {
         if let Some(dir) = &sources.config_dir {
             read(&dir.join("sops/age/keys.txt"), false)?;
         }
+        if let Some(command) = &sources.age_key_cmd {
+            identities.extend(Self::from_command(command)?);
+        }
         Ok(identities)
+    }
+
+    /// The identities a command prints, as sops runs `SOPS_AGE_KEY_CMD`: through `sh -c`,
+    /// with the terminal (for a passphrase prompt) on its standard input and error.
+    fn from_command(command: &str) -> Result<Self> {
+        let origin = "SOPS_AGE_KEY_CMD";
+        let failed = |reason: String| Error::Key {
+            origin: origin.to_owned(),
+            reason,
+        };
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|error| failed(format!("cannot run the command: {error}")))?;
+        let text = Zeroizing::new(output.stdout);
+        if !output.status.success() {
+            return Err(failed(format!("the command failed ({})", output.status)));
+        }
+        let text = std::str::from_utf8(&text)
+            .map_err(|_| failed("the command's output is not UTF-8".to_owned()))?;
+        Self::parse(&format!("the output of {origin}"), text)
     }
 
     /// [`Identities::from_sources`] with [`KeySources::from_env`].
@@ -271,7 +346,7 @@ impl Identities {
         let decryptor =
             age::Decryptor::new_buffered(ArmoredReader::new(armored.as_bytes())).ok()?;
         let identities = self
-            .0
+            .keys
             .iter()
             .map(|identity| &identity.0 as &dyn age::Identity);
         let mut reader = decryptor.decrypt(identities).ok()?;
@@ -283,7 +358,10 @@ impl Identities {
 
 impl FromIterator<Identity> for Identities {
     fn from_iter<I: IntoIterator<Item = Identity>>(iter: I) -> Self {
-        Self(iter.into_iter().collect())
+        Self {
+            keys: iter.into_iter().collect(),
+            skipped: Vec::new(),
+        }
     }
 }
 
@@ -326,11 +404,60 @@ mod tests {
     fn key_files_allow_comments_and_errors_never_quote_keys() {
         let identity = Identity::generate();
         let file = identity.to_key_file("2024-01-01T00:00:00Z");
-        assert_eq!(Identities::parse("keys.txt", &file).unwrap().0.len(), 1);
+        assert_eq!(Identities::parse("keys.txt", &file).unwrap().keys.len(), 1);
         let error = Identities::parse("keys.txt", "# c\nAGE-SECRET-KEY-1NOTAKEY\n").unwrap_err();
         assert_eq!(
             error.to_string(),
             "invalid age key in line 2 of keys.txt: not an age X25519 identity (AGE-SECRET-KEY-1…)"
+        );
+    }
+
+    #[test]
+    fn post_quantum_and_plugin_identities_are_skipped_with_a_note_and_the_others_kept() {
+        let identity = Identity::generate();
+        let text = format!(
+            "# created: 2025-01-01T00:00:00Z\n\
+             AGE-SECRET-KEY-PQ-1XQZ9A8M3L5V0PQ7N2S4C6D8F0G2H4J6K8L0M2N4P6Q8R0S2T4V6W8X0Y2Z4\n\
+             {}\n\
+             AGE-PLUGIN-YUBIKEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQ\n",
+            identity.to_key_file("x").lines().last().unwrap()
+        );
+        let identities = Identities::parse("`keys.txt`", &text).unwrap();
+        assert_eq!(
+            identities.recipients().collect::<Vec<_>>(),
+            [identity.recipient()]
+        );
+        assert_eq!(
+            identities.skipped(),
+            [
+                "skipped a post-quantum (ML-KEM-768 + X25519) age identity on line 2 of \
+                 `keys.txt`: capstan's age library cannot use it",
+                "skipped an age plugin identity on line 4 of `keys.txt`: capstan's age \
+                 library cannot use it"
+            ]
+        );
+    }
+
+    #[test]
+    fn key_cmd_output_is_read_like_a_key_file() {
+        let identity = Identity::generate();
+        let key = identity.to_key_file("x");
+        let sources = KeySources {
+            age_key_cmd: Some(format!("printf '%s' '{}'", key.as_str())),
+            ..KeySources::default()
+        };
+        let identities = Identities::from_sources(&sources).unwrap();
+        assert_eq!(
+            identities.recipients().collect::<Vec<_>>(),
+            [identity.recipient()]
+        );
+        let failing = KeySources {
+            age_key_cmd: Some("exit 3".to_owned()),
+            ..KeySources::default()
+        };
+        assert_eq!(
+            Identities::from_sources(&failing).unwrap_err().to_string(),
+            "invalid age key in SOPS_AGE_KEY_CMD: the command failed (exit status: 3)"
         );
     }
 

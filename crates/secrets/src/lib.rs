@@ -28,8 +28,8 @@
 //!
 //! # What it covers
 //!
-//! - YAML (several documents, comments kept and encrypted like sops does), JSON, dotenv and
-//!   binary files; values of type `str`, `int`, `float`, `bool`, `bytes` and `time`;
+//! - YAML (several documents, comments kept and encrypted like sops does), JSON, dotenv, INI
+//!   and binary files; values of type `str`, `int`, `float`, `bool`, `bytes` and `time`;
 //! - age X25519 recipients, one key group or several with a Shamir threshold;
 //! - the `encrypted_*`/`unencrypted_*` suffix, regex and comment-regex options, and
 //!   `mac_only_encrypted`; the MAC is verified on every decryption;
@@ -73,6 +73,7 @@ mod dotenv;
 mod error;
 mod file;
 mod format;
+mod ini;
 mod json;
 mod keys;
 mod metadata;

@@ -91,6 +91,43 @@ fn parse_group(map: &Map) -> Result<KeyGroup, String> {
     Ok(group)
 }
 
+impl KeyGroup {
+    /// The group's keys as people name them: age recipients as they are, other key types
+    /// with their identifying field, e.g. "PGP key 85D77543B3D624B63CEA9E6DBC17301B491B3F21".
+    pub(crate) fn describe(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.age.iter().map(|key| key.recipient.clone()).collect();
+        keys.extend(self.foreign_keys());
+        keys
+    }
+
+    /// The non-age keys, described.
+    pub(crate) fn foreign_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        for (kind, list) in &self.foreign {
+            let (name, fields): (&str, &[&str]) = match kind.as_str() {
+                "pgp" => ("PGP key", &["fp"]),
+                "kms" => ("AWS KMS key", &["arn"]),
+                "gcp_kms" => ("GCP KMS key", &["resource_id"]),
+                "azure_kv" => ("Azure Key Vault key", &["vault_url", "name"]),
+                "hc_vault" => ("HashiCorp Vault key", &["vault_address", "key_name"]),
+                "hckms" => ("HuaweiCloud KMS key", &["key_id"]),
+                other => (other, &[]),
+            };
+            for entry in maps(list) {
+                let id: Vec<String> = fields
+                    .iter()
+                    .filter_map(|field| entry.get(field).and_then(text))
+                    .collect();
+                keys.push(match id.is_empty() {
+                    true => name.to_owned(),
+                    false => format!("{name} {}", id.join("/")),
+                });
+            }
+        }
+        keys
+    }
+}
+
 impl Metadata {
     /// Reads the block; the reason of an error never quotes a value.
     pub(crate) fn parse(map: &Map) -> Result<Self, String> {

@@ -28,6 +28,18 @@ pub enum Value {
     Seq(Vec<Item>),
 }
 
+impl Value {
+    /// Parses a JSON value, as `sops set` takes one: objects and arrays become mappings and
+    /// sequences, integers `int`, other numbers `float`.
+    ///
+    /// # Errors
+    ///
+    /// A message with the line and column of invalid JSON; it never quotes the text.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        crate::json::parse_value(text)
+    }
+}
+
 /// A mapping: keys in file order, with the comments found between them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Map {
@@ -143,6 +155,142 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// sops `set`: puts `value` at `path` in the first document, creating the mappings on
+    /// the way, appending to a sequence when the index is past its end, and replacing
+    /// whatever scalar stood in the way. Returns whether the tree changed; `None` when the
+    /// path is empty or starts with an index (the top level is a mapping).
+    pub fn set(&mut self, path: &[PathStep], value: Value) -> Option<bool> {
+        let (PathStep::Key(key), rest) = path.split_first()? else {
+            return None;
+        };
+        if self.documents.is_empty() {
+            self.documents.push(Map::default());
+        }
+        let document = &mut self.documents[0];
+        let mut root = Value::Map(std::mem::take(document));
+        let changed = set_in(
+            &mut root,
+            &[&[PathStep::Key(key.clone())], rest].concat(),
+            value,
+        );
+        if let Value::Map(map) = root {
+            *document = map;
+        }
+        Some(changed)
+    }
+
+    /// sops `unset`: removes the mapping entry or sequence item at `path` in the first
+    /// document. Returns whether there was one.
+    pub fn unset(&mut self, path: &[PathStep]) -> bool {
+        let Some((last, parents)) = path.split_last() else {
+            return false;
+        };
+        let Some(document) = self.documents.first_mut() else {
+            return false;
+        };
+        let mut parent = Value::Map(std::mem::take(document));
+        let removed = match get_mut(&mut parent, parents) {
+            Some(Value::Map(map)) => match last {
+                PathStep::Key(key) => map.remove(key).is_some(),
+                PathStep::Index(_) => false,
+            },
+            Some(Value::Seq(items)) => match last {
+                PathStep::Index(index) => match value_position(items, *index) {
+                    Some(position) => {
+                        items.remove(position);
+                        true
+                    }
+                    None => false,
+                },
+                PathStep::Key(_) => false,
+            },
+            _ => false,
+        };
+        if let Value::Map(map) = parent {
+            *document = map;
+        }
+        removed
+    }
+}
+
+/// The position in `items` of the `index`th value, comments skipped.
+fn value_position(items: &[Item], index: usize) -> Option<usize> {
+    items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| matches!(item, Item::Value(_)))
+        .nth(index)
+        .map(|(position, _)| position)
+}
+
+fn get_mut<'a>(value: &'a mut Value, path: &[PathStep]) -> Option<&'a mut Value> {
+    let Some((step, rest)) = path.split_first() else {
+        return Some(value);
+    };
+    let child = match (step, value) {
+        (PathStep::Key(key), Value::Map(map)) => {
+            map.entries.iter_mut().find_map(|entry| match entry {
+                Entry::Pair(k, v) if k == key => Some(v),
+                _ => None,
+            })?
+        }
+        (PathStep::Index(index), Value::Seq(items)) => {
+            let position = value_position(items, *index)?;
+            match &mut items[position] {
+                Item::Value(value) => value,
+                Item::Comment(_) => return None,
+            }
+        }
+        _ => return None,
+    };
+    get_mut(child, rest)
+}
+
+/// The value `path` leads to when nothing of it exists yet.
+fn built(path: &[PathStep], leaf: Value) -> Value {
+    path.iter().rev().fold(leaf, |inner, step| match step {
+        PathStep::Key(key) => Value::Map([(key.clone(), inner)].into_iter().collect()),
+        PathStep::Index(_) => Value::Seq(vec![Item::Value(inner)]),
+    })
+}
+
+fn set_in(target: &mut Value, path: &[PathStep], leaf: Value) -> bool {
+    let Some((step, rest)) = path.split_first() else {
+        let changed = *target != leaf;
+        *target = leaf;
+        return changed;
+    };
+    match (step, &mut *target) {
+        (PathStep::Key(key), Value::Map(map)) => {
+            for entry in &mut map.entries {
+                if let Entry::Pair(k, v) = entry
+                    && k == key
+                {
+                    return set_in(v, rest, leaf);
+                }
+            }
+            map.entries
+                .push(Entry::Pair(key.clone(), built(rest, leaf)));
+            true
+        }
+        (PathStep::Index(index), Value::Seq(items)) => match value_position(items, *index) {
+            Some(position) => match &mut items[position] {
+                Item::Value(value) => set_in(value, rest, leaf),
+                Item::Comment(_) => false,
+            },
+            None => {
+                items.push(Item::Value(built(rest, leaf)));
+                true
+            }
+        },
+        _ => {
+            *target = built(path, leaf);
+            true
+        }
+    }
+}
+
 /// Parses a path in the syntax of `sops decrypt --extract`: `["key"]['key'][0]`.
 ///
 /// Returns `None` when the text is not such a path.
@@ -210,5 +358,41 @@ impl Zeroize for Item {
 impl Zeroize for Tree {
     fn zeroize(&mut self) {
         self.documents.iter_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(json: &str) -> Tree {
+        let Value::Map(map) = Value::from_json(json).unwrap() else {
+            panic!("not an object");
+        };
+        Tree {
+            documents: vec![map],
+        }
+    }
+
+    #[test]
+    fn set_creates_mappings_appends_to_lists_and_replaces_scalars_as_sops_does() {
+        let mut t = tree(r#"{"a": {"b": 1}, "l": [1, 2], "s": "x"}"#);
+        let path = |text| parse_path(text).unwrap();
+        assert_eq!(t.set(&path(r#"["a"]["b"]"#), Value::Int(1)), Some(false));
+        assert_eq!(
+            t.set(&path(r#"["a"]["c"]["d"]"#), Value::Int(2)),
+            Some(true)
+        );
+        assert_eq!(t.set(&path(r#"["l"][5]"#), Value::Int(3)), Some(true));
+        assert_eq!(t.set(&path(r#"["s"]["k"]"#), Value::Bool(true)), Some(true));
+        assert_eq!(t.set(&path("[0]"), Value::Null), None);
+        assert_eq!(
+            t,
+            tree(r#"{"a": {"b": 1, "c": {"d": 2}}, "l": [1, 2, 3], "s": {"k": true}}"#)
+        );
+        assert!(t.unset(&path(r#"["l"][0]"#)));
+        assert!(t.unset(&path(r#"["a"]["c"]"#)));
+        assert!(!t.unset(&path(r#"["a"]["c"]"#)));
+        assert_eq!(t, tree(r#"{"a": {"b": 1}, "l": [2, 3], "s": {"k": true}}"#));
     }
 }

@@ -204,3 +204,33 @@ impl<E> Walker<'_, E> {
         }
     }
 }
+
+/// Calls `f` on every sequence item of the tree, depth first.
+pub(crate) fn for_each_item(tree: &mut Tree, f: &mut dyn FnMut(&mut Item)) {
+    for document in &mut tree.documents {
+        items_of_map(document, f);
+    }
+}
+
+fn items_of_map(map: &mut Map, f: &mut dyn FnMut(&mut Item)) {
+    for entry in &mut map.entries {
+        if let Entry::Pair(_, inner) = entry {
+            items_of_value(inner, f);
+        }
+    }
+}
+
+fn items_of_value(value: &mut Value, f: &mut dyn FnMut(&mut Item)) {
+    match value {
+        Value::Map(map) => items_of_map(map, f),
+        Value::Seq(items) => {
+            for item in items {
+                f(item);
+                if let Item::Value(inner) = item {
+                    items_of_value(inner, f);
+                }
+            }
+        }
+        _ => {}
+    }
+}

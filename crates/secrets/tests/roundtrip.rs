@@ -530,6 +530,7 @@ fn identities_come_from_every_sops_source() {
         age_key: Some(a.to_key_file("2024-01-01T00:00:00Z")),
         age_key_file: Some(folder.path().join("b.txt")),
         config_dir: Some(folder.path().to_owned()),
+        ..capstan_secrets::KeySources::default()
     };
     let identities = Identities::from_sources(&sources).unwrap();
     for identity in [a, b, c] {

@@ -110,9 +110,10 @@ fn sops_nix_and_helm_secrets_vectors_verify_their_mac_in_every_format() {
     let keys = identities(&nix.join("age-keys.txt"));
     let file = SopsFile::read(nix.join("secrets.yaml")).unwrap();
     assert!(!file.decrypt(&keys).unwrap().to_plaintext().is_empty());
-    // The JSON, dotenv and binary files of sops-nix are encrypted to a PGP key only: their
-    // metadata must still be read, and the error must say that no age key applies.
-    for name in ["secrets.json", "secrets.env", "secrets.bin"] {
+    // The JSON, dotenv, INI and binary files of sops-nix are encrypted to PGP keys only:
+    // their metadata must still be read, and the error must say which keys they are and
+    // that capstan cannot use them (issue 12, item 5).
+    for name in ["secrets.json", "secrets.env", "secrets.ini", "secrets.bin"] {
         let file = SopsFile::read(nix.join(name)).unwrap();
         assert_eq!(file.recipients(), [Vec::<String>::new()], "{name}");
         let error = file.decrypt(&keys).unwrap_err();
@@ -120,8 +121,21 @@ fn sops_nix_and_helm_secrets_vectors_verify_their_mac_in_every_format() {
             matches!(error, Error::NoMatchingIdentity { .. }),
             "{name}: {error:?}"
         );
+        let keys = if name.ends_with(".env") || name.ends_with(".ini") {
+            "PGP key 7FB89715AADA920D65D25E63F9BA9DEBD03F57C0, PGP key \
+             2504791468B153B8A3963CC97BA53D1919C5DFD4, none of which capstan can use"
+        } else {
+            "PGP key 7FB89715AADA920D65D25E63F9BA9DEBD03F57C0, which capstan cannot use"
+        };
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "no identity opens the data key of `{}`: it is encrypted to {keys}",
+                nix.join(name).display()
+            ),
+            "{name}"
+        );
     }
-    // secrets.ini is left out: capstan reads `.ini` files as binary, not as INI.
     let helm = dir.join("helm-secrets");
     let file = SopsFile::read(helm.join("secrets.age.yaml")).unwrap();
     file.decrypt(&identities(&helm.join("key.txt"))).unwrap();

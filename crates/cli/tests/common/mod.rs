@@ -102,7 +102,7 @@ pub(crate) fn text(bytes: &[u8]) -> String {
 }
 
 /// `output`, after checking that capstan exited with `code`; the message shows both streams.
-fn exited(code: i32, output: Output) -> Output {
+pub(crate) fn exited(code: i32, output: Output) -> Output {
     assert_eq!(
         output.status.code(),
         Some(code),
