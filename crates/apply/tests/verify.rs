@@ -11,21 +11,16 @@ use capstan_testenv::{ControlPlane, User};
 use common::{apply_only, config_maps, deploy, exists, kubectl, manifest, with_prune};
 use serde_json::json;
 
-fn grant(plane: &ControlPlane, ns: &str, role_args: &[&str]) {
-    let mut args = vec!["-n", ns, "create", "role", "tenant"];
-    args.extend_from_slice(role_args);
+/// Grants the unprivileged user a Role `name` in `ns` with `rules` (kubectl's role flags).
+fn grant(plane: &ControlPlane, ns: &str, name: &str, rules: &[&str]) {
+    let mut args = vec!["-n", ns, "create", "role", name];
+    args.extend_from_slice(rules);
     kubectl(plane, &args);
+    let user = format!("--user={}", User::UNPRIVILEGED_NAME);
+    let role = format!("--role={name}");
     kubectl(
         plane,
-        &[
-            "-n",
-            ns,
-            "create",
-            "rolebinding",
-            "tenant",
-            "--role=tenant",
-            &format!("--user={}", User::UNPRIVILEGED_NAME),
-        ],
+        &["-n", ns, "create", "rolebinding", name, &role, &user],
     );
 }
 
@@ -48,34 +43,17 @@ async fn a_create_the_user_may_not_make_stops_the_deploy_before_any_write() {
     grant(
         plane,
         &ns,
+        "configmaps",
         &[
             "--verb=get,list,create,patch,update,delete",
             "--resource=configmaps",
         ],
     );
-    kubectl(
+    grant(
         plane,
-        &[
-            "-n",
-            &ns,
-            "create",
-            "role",
-            "read-secrets",
-            "--verb=get,list",
-            "--resource=secrets",
-        ],
-    );
-    kubectl(
-        plane,
-        &[
-            "-n",
-            &ns,
-            "create",
-            "rolebinding",
-            "read-secrets",
-            "--role=read-secrets",
-            &format!("--user={}", User::UNPRIVILEGED_NAME),
-        ],
+        &ns,
+        "read-secrets",
+        &["--verb=get,list", "--resource=secrets"],
     );
     let yaml = format!(
         "{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: {ns}}}\nstringData: {{k: v}}\n",

@@ -27,7 +27,9 @@ mod stage;
     version,
     about,
     after_help = "Exit codes: 0 success; 1 `diff` found differences or `status` found objects \
-                  that are not ready; 2 failure of any kind, invalid manifests included."
+                  that are not ready; 2 failure of any kind, invalid manifests included. \
+                  `capstan secrets` uses sops' codes for the failures scripts check (see \
+                  the README's secrets section)."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use capstan_testenv::ControlPlane;
 use common::{Repo, fails, keygen, succeeds, text};
@@ -17,12 +17,7 @@ const OTHER: &str = "capstan-testenv-user";
 
 /// Runs capstan with the plane's kubeconfig and no terminal on standard input.
 fn capstan(plane: &ControlPlane, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_capstan"))
-        .args(args)
-        .env("KUBECONFIG", plane.kubeconfig())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    common::on_plane(plane, Path::new("."), args)
 }
 
 /// A project whose one stage `app`, for kubeconfig context `context`, holds a ConfigMap `one`

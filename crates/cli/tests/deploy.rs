@@ -1,19 +1,16 @@
 //! `capstan deploy`, `diff`, `list`, `status`, `prune` and `delete` end to end against the
 //! test control plane, with their exit codes.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use capstan_testenv::ControlPlane;
 
 /// Runs capstan with the plane's kubeconfig and no terminal on standard input.
 fn capstan(plane: &ControlPlane, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_capstan"))
-        .args(args)
-        .env("KUBECONFIG", plane.kubeconfig())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    common::on_plane(plane, Path::new("."), args)
 }
 
 fn text(bytes: &[u8]) -> &str {

@@ -2,24 +2,13 @@
 //! what a person sees of kept objects, adoption, selections, the stage lock and terminal
 //! control characters.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use capstan_testenv::ControlPlane;
-
-fn capstan(plane: &ControlPlane, dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_capstan"))
-        .args(args)
-        .current_dir(dir)
-        .env("KUBECONFIG", plane.kubeconfig())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).unwrap()
-}
+use common::{on_plane as capstan, text};
 
 fn kubectl(plane: &ControlPlane, args: &[&str]) -> Output {
     plane.kubectl().args(args).output().unwrap()
@@ -294,7 +283,8 @@ async fn a_second_run_of_a_stage_waits_for_the_lock_or_fails_at_once_naming_the_
         text(&done.stderr)
     );
     assert!(
-        text(&done.stderr).contains("waiting for the stage lock: `another-laptop pid 1` for `lockd/app`"),
+        text(&done.stderr)
+            .contains("waiting for the stage lock: `another-laptop pid 1` for `lockd/app`"),
         "{}",
         text(&done.stderr)
     );

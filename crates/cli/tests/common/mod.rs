@@ -1,4 +1,4 @@
-//! Helpers shared by the `capstan secrets` end-to-end tests.
+//! Helpers shared by the end-to-end tests of the `capstan` binary.
 
 // Each test binary uses its own subset of these.
 #![allow(dead_code)]
@@ -133,3 +133,14 @@ pub(crate) fn line_of(content: &str, key: &str) -> String {
 
 /// A small secret file: one value to find in leaks (`hunter2`), one to keep.
 pub(crate) const PLAINTEXT: &str = "db:\n    password: hunter2\n    user: admin\n";
+
+/// Runs capstan in `dir` with the plane's kubeconfig and no terminal on standard input.
+pub(crate) fn on_plane(plane: &capstan_testenv::ControlPlane, dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(args)
+        .current_dir(dir)
+        .env("KUBECONFIG", plane.kubeconfig())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
