@@ -80,7 +80,95 @@ cm_writes() {
 
 # timed OUTFILE CMD...: runs CMD with stdout to OUTFILE; sets $secs, $writes (configmaps),
 # $server (control-plane CPU seconds), $client (the command's CPU seconds) and $floor.
-timed() { printf '%s' "${col[$1]:-}" | median; }
+timed() {
+  local out="$1" w0 t0 t1 c0 c1 rc=0
+  shift
+  w0="$(cm_writes)"
+  c0="$(server_cpu)"
+  t0="$(date +%s.%N)"
+  { TIMEFORMAT='%U %S'; time "$@" >"$out" 2>"$out.err"; } 2>"$out.time" || rc=$?
+  t1="$(date +%s.%N)"
+  c1="$(server_cpu)"
+  writes=$(($(cm_writes) - w0))
+  server="$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')"
+  client="$(awk '{ printf "%.3f", $1 + $2 }' "$out.time")"
+  floor="$(awk -v s="$server" -v c="$client" -v n="$cores" 'BEGIN { printf "%.3f", (s + c) / n }')"
+  if [ "$rc" -ne 0 ]; then
+    say "command failed (exit $rc): $*"
+    cat "$out.err" >&2
+    head -c 4000 "$out" >&2
+    exit 1
+  fi
+  secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# check FILE JQ-EXPR: fails loudly, with capstan's summary, when the expression is not true.
+check() {
+  jq -e "$2" "$1" >/dev/null || die "unexpected capstan output ($2 is false): $(jq -c '{summary, requests, succeeded, unavailableApis}' "$1")"
+}
+
+deploy() { "$capstan" deploy -f "$tmp/cms-$1.yaml" --discriminator bench --yes --concurrency "${CONCURRENCY:-8}" -o json "${@:2}"; }
+kapply() { "$kubectl" apply --server-side -f "$tmp/cms-$1.yaml"; }
+
+declare -A col # col[scenario.field] = list of samples, one per line
+add() { col[$1]+="$2"$'\n'; }
+
+# sample KEY: records the last timed command's wall time, CPU and floor under KEY.
+sample() {
+  add "$1.s" "$secs"; add "$1.w" "$writes"; add "$1.server" "$server"; add "$1.client" "$client"
+  add "$1.floor" "$floor"
+  add "$1.over" "$(awk -v w="$secs" -v f="$floor" 'BEGIN { printf "%.2f", w / f }')"
+}
+
+say "first deploy of $N ConfigMaps, verified, unverified and kubectl (3 runs each)"
+for i in 1 2 3; do
+  for side in a u b; do "$kubectl" create namespace "$side$i" >/dev/null; gen "$side$i"; done
+  timed "$tmp/first-a$i.json" deploy "a$i"
+  check "$tmp/first-a$i.json" ".summary.create == $N and .summary.errors == 0 and .succeeded"
+  sample verified; add verified.r "$(jq .requests "$tmp/first-a$i.json")"
+  timed "$tmp/first-u$i.json" deploy "u$i" --no-verify
+  check "$tmp/first-u$i.json" ".summary.create == $N and .summary.errors == 0 and .succeeded"
+  sample unverified; add unverified.r "$(jq .requests "$tmp/first-u$i.json")"
+  timed "$tmp/first-b$i.out" kapply "b$i"
+  sample kubectl
+done
+# Only a3 may hold objects with the discriminator, or later scans find the others' as orphans.
+"$kubectl" delete namespace a1 a2 u1 u2 u3 --wait --timeout=180s >/dev/null
+
+say "redeploy of $N unchanged ConfigMaps (5 runs)"
+for i in 1 2 3 4 5; do
+  timed "$tmp/re-a$i.json" deploy a3
+  check "$tmp/re-a$i.json" ".summary.unchanged == $N and .summary.create == 0 and .summary.update == 0 and .summary.errors == 0"
+  sample redeploy; add redeploy.r "$(jq .requests "$tmp/re-a$i.json")"
+  timed "$tmp/re-b$i.out" kapply b3
+  sample rekubectl
+done
+
+say "installing 40 CRDs"
+for i in $(seq 1 40); do
+  cat <<EOF
+---
+{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition,
+ metadata: {name: thing${i}s.bench${i}.example.com}, spec: {group: bench${i}.example.com, scope: Namespaced,
+ names: {plural: thing${i}s, singular: thing${i}, kind: Thing${i}, listKind: Thing${i}List},
+ versions: [{name: v1, served: true, storage: true,
+   schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]}}
+EOF
+done >"$tmp/crds.yaml"
+"$kubectl" apply -f "$tmp/crds.yaml" >/dev/null
+"$kubectl" wait --for condition=established --timeout=120s crd --all >/dev/null
+sleep 2 # let discovery settle
+
+say "prune scan with 40 CRDs (3 runs)"
+for i in 1 2 3; do
+  timed "$tmp/prune$i.json" "$capstan" prune -f "$tmp/cms-a3.yaml" --discriminator bench --dry-run -o json
+  check "$tmp/prune$i.json" ".summary.errors == 0 and .summary.prune == 0 and (.orphans | length) == 0"
+  sample prune; add prune.r "$(jq .requests "$tmp/prune$i.json")"
+done
+
+med() { printf '%s' "${col[$1]:-}" | median; }
 # row LABEL KEY [PEER]: one scenario; the ratio is PEER's wall time over KEY's.
 row() {
   local s ratio="n/a" peer=""
