@@ -115,6 +115,19 @@ impl Api {
                     attempt += 1;
                 }
                 Err(error) if is_transient(&error) && status_code(&error).is_none() => {
+                    // A server that still answers dropped this one request every time (1.20
+                    // panics on a dry-run apply of an APIService): that is the request's
+                    // failure, not a lost server, and the rest of the run goes on.
+                    self.requests.fetch_add(1, Ordering::Relaxed);
+                    if self.client.apiserver_version().await.is_ok() {
+                        return Err(kube::Error::Service(
+                            format!(
+                                "the API server dropped this request {ATTEMPTS} times while it \
+                                 answers others, so it fails on this object ({error})"
+                            )
+                            .into(),
+                        ));
+                    }
                     self.lost.store(true, Ordering::Relaxed);
                     return Err(error);
                 }
@@ -236,9 +249,14 @@ pub(crate) fn status_code(error: &kube::Error) -> Option<u16> {
     }
 }
 
+/// What a 1.20 apiserver's 500 says when the request itself is invalid (a server-side apply
+/// body that does not fit the schema; newer servers answer 4xx): retrying cannot help.
+const INVALID_REQUEST_500: &str = "failed to create typed patch object";
+
 /// Throttling, server trouble and lost connections pass; anything else would fail again.
 fn is_transient(error: &kube::Error) -> bool {
     match error {
+        kube::Error::Api(status) if status.message.starts_with(INVALID_REQUEST_500) => false,
         kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
         kube::Error::HyperError(_) | kube::Error::Service(_) => true,
         _ => false,

@@ -174,6 +174,37 @@ impl Catalog {
         )
     }
 
+    /// The other group-versions of `group` that serve `kind`, from a fresh look at the
+    /// server's API groups: for telling "served at another version" from "not served at all".
+    pub(crate) async fn versions_serving(api: &Api, group: &str, kind: &str) -> Vec<String> {
+        let client = api.client();
+        api.count();
+        let Ok(groups) = client.list_api_groups().await else {
+            return Vec::new();
+        };
+        let Some(found) = groups.groups.into_iter().find(|g| g.name == group) else {
+            return Vec::new();
+        };
+        let mut serving = Vec::new();
+        for version in found.versions {
+            api.count();
+            let Ok(list) = client
+                .list_api_group_resources(&version.group_version)
+                .await
+            else {
+                continue;
+            };
+            if list
+                .resources
+                .iter()
+                .any(|r| r.kind == kind && !r.name.contains('/'))
+            {
+                serving.push(version.group_version);
+            }
+        }
+        serving
+    }
+
     /// How many group-versions were queried, for request accounting in reports.
     pub(crate) fn len(&self) -> usize {
         self.by_kind.len()

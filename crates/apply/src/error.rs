@@ -36,6 +36,19 @@ pub enum Error {
         kind: String,
     },
 
+    /// The server serves the object's kind, but under other versions of its group.
+    #[error("{id}: the server serves {} {kind}, not {api_version}", served.join(" and "))]
+    OtherVersion {
+        /// The object.
+        id: ObjectId,
+        /// The manifest's `apiVersion`.
+        api_version: String,
+        /// Its kind.
+        kind: String,
+        /// The group-versions that serve the kind.
+        served: Vec<String>,
+    },
+
     /// The object's namespace neither exists nor is part of the manifests.
     #[error("{id}: namespace {namespace:?} does not exist and the manifests do not create it")]
     MissingNamespace {
@@ -250,6 +263,7 @@ impl Error {
     pub fn object(&self) -> Option<&ObjectId> {
         match self {
             Self::UnknownKind { id, .. }
+            | Self::OtherVersion { id, .. }
             | Self::MissingNamespace { id, .. }
             | Self::Conflict { id, .. }
             | Self::Rejected { id, .. }

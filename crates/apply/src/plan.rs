@@ -1,6 +1,6 @@
 //! Planning: what applying the manifests would do to each object.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use capstan_manifest::{Manifest, Object, ObjectId};
 use futures::{StreamExt as _, stream};
@@ -212,6 +212,7 @@ impl Deployer {
             .filter(|object| selected(object))
             .map(|object| self.resolve(object, &catalog, &defined))
             .collect();
+        self.explain_unknown_kinds(&mut items).await;
         self.check_namespaces(manifest, &catalog, &mut items)
             .await?;
         let labelled = self.labelled(manifest, &items).await?;
@@ -327,6 +328,40 @@ impl Deployer {
             }
         }
         item
+    }
+
+    /// Turns "not served" into "served at another version" where the server serves the kind
+    /// under another version of its group (`batch/v1beta1` CronJob on 1.20, not `batch/v1`):
+    /// the fix is then the manifest's `apiVersion`, not a missing CRD.
+    async fn explain_unknown_kinds(&self, items: &mut [Planned<'_>]) {
+        let mut asked: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for item in items.iter_mut() {
+            let Some(Error::UnknownKind {
+                id,
+                api_version,
+                kind,
+            }) = &item.error
+            else {
+                continue;
+            };
+            if id.group().is_empty() {
+                continue;
+            }
+            let key = (id.group().to_owned(), kind.clone());
+            if !asked.contains_key(&key) {
+                let served = Catalog::versions_serving(&self.api, &key.0, &key.1).await;
+                asked.insert(key.clone(), served);
+            }
+            let served = &asked[&key];
+            if !served.is_empty() {
+                item.error = Some(Error::OtherVersion {
+                    id: id.clone(),
+                    api_version: api_version.clone(),
+                    kind: kind.clone(),
+                    served: served.clone(),
+                });
+            }
+        }
     }
 
     /// The body that is sent: the manifest's object (or the prepared one), with the content

@@ -384,3 +384,98 @@ spec:
         "an object that never got ready fails the deploy"
     );
 }
+
+#[tokio::test]
+async fn a_kind_served_at_another_version_is_reported_as_such() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("version").await.unwrap();
+    // Kubernetes 1.20 serves CronJob as batch/v1beta1 only; batch/v1 came with 1.21.
+    let stage = manifest(
+        "version",
+        &format!(
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: nightly, namespace: {ns}}}\n\
+             spec: {{schedule: '@daily', jobTemplate: {{spec: {{template: {{spec: \
+             {{restartPolicy: Never, containers: [{{name: c, image: busybox}}]}}}}}}}}}}\n---\n\
+             apiVersion: nowhere.example.com/v1\nkind: Gadget\nmetadata: {{name: g, namespace: {ns}}}\n"
+        ),
+    );
+    let done = deploy(plane, Options::default(), &stage, apply_only())
+        .await
+        .unwrap();
+    let errors: Vec<String> = done.plan.errors().map(ToString::to_string).collect();
+    if plane.version().starts_with("v1.20") {
+        assert_eq!(
+            errors,
+            [
+                format!(
+                    "batch/CronJob {ns}/nightly: the server serves batch/v1beta1 CronJob, not batch/v1"
+                ),
+                format!(
+                    "nowhere.example.com/Gadget {ns}/g: the server does not serve \
+                     nowhere.example.com/v1 Gadget; install its CRD first"
+                ),
+            ]
+        );
+    } else {
+        assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+}
+
+#[tokio::test]
+async fn one_request_the_server_drops_fails_its_object_and_not_the_run() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("dropped").await.unwrap();
+    // The 1.20 apiserver panics on a dry-run apply of an APIService and drops the connection.
+    let api_service = format!(
+        "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\n\
+         metadata: {{name: v1alpha1.{ns}.example.com}}\n\
+         spec: {{group: {ns}.example.com, version: v1alpha1, groupPriorityMinimum: 100, \
+         versionPriority: 100, service: {{name: api, namespace: {ns}}}}}\n---\n"
+    );
+    let stage = manifest("dropped", &(api_service + &config_maps(&ns, 3, "v")));
+    let deployer = Deployer::new(plane.client(User::Admin).unwrap(), Options::default());
+    let plan = deployer.plan(&stage, false, &|_| {}).await.unwrap();
+    let config_maps: Vec<_> = plan
+        .objects()
+        .iter()
+        .filter(|o| o.id().kind() == "ConfigMap")
+        .collect();
+    assert_eq!(config_maps.len(), 3);
+    assert!(
+        config_maps
+            .iter()
+            .all(|o| o.error().is_none() && o.is_verified()),
+        "{plan:?}"
+    );
+    let errors: Vec<String> = plan.errors().map(ToString::to_string).collect();
+    if plane.version().starts_with("v1.20") {
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("dropped this request"), "{errors:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_fit_the_schema_is_not_retried() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("schema").await.unwrap();
+    let deployment = |replicas: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d, namespace: {ns}}}\n\
+             spec: {{replicas: {replicas}, selector: {{matchLabels: {{a: b}}}}, template: \
+             {{metadata: {{labels: {{a: b}}}}, spec: {{containers: [{{name: c, image: x}}]}}}}}}\n"
+        )
+    };
+    let requests = |yaml: String| async move {
+        let stage = manifest("schema", &yaml);
+        let deployer = Deployer::new(plane.client(User::Admin).unwrap(), Options::default());
+        let plan = deployer.plan(&stage, false, &|_| {}).await.unwrap();
+        (plan.errors().count(), plan.requests())
+    };
+    let (valid_errors, valid) = requests(deployment("1")).await;
+    let (invalid_errors, invalid) = requests(deployment("'three'")).await;
+    assert_eq!((valid_errors, invalid_errors), (0, 1));
+    assert_eq!(
+        invalid, valid,
+        "one dry run each: the rejected one is not retried"
+    );
+}
