@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use capstan_manifest::{Label, Manifest, ObjectId};
 use futures::{StreamExt as _, stream};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::apply::condition;
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::options::{Event, Progress};
 
 /// How an object is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     /// Rolled out, complete, Established or `Ready`; or a kind without readiness rules that

@@ -139,6 +139,31 @@ mod tests {
     }
 
     #[test]
+    fn keep_reasons_read_back_from_their_json() {
+        let keeps = [
+            Keep::NotManaged,
+            Keep::Owned("ReplicaSet web-1".to_owned()),
+            Keep::OwnedElsewhere {
+                recorded: "a/b".to_owned(),
+                ours: None,
+            },
+            Keep::NamespaceNotEmpty {
+                holds: vec![capstan_manifest::ObjectId::new(
+                    "v1",
+                    "Secret",
+                    Some("x"),
+                    "s",
+                )],
+                more: 3,
+            },
+        ];
+        for keep in keeps {
+            let json = serde_json::to_string(&keep).unwrap();
+            assert_eq!(serde_json::from_str::<Keep>(&json).unwrap(), keep, "{json}");
+        }
+    }
+
+    #[test]
     fn the_selector_finds_objects_under_the_legacy_value_too() {
         let label = Label::new(Label::DEFAULT_KEY, "shop.full").unwrap();
         assert_eq!(

@@ -48,7 +48,7 @@ impl Owned {
 }
 
 /// Why a prune or delete keeps an object.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", content = "detail", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Keep {

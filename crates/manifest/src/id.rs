@@ -142,6 +142,28 @@ impl serde::Serialize for ObjectId {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for ObjectId {
+    /// Reads back what [`Serialize`](serde::Serialize) writes: `{apiVersion, kind, namespace,
+    /// name}`, the namespace optional.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct Parts {
+            api_version: String,
+            kind: String,
+            namespace: Option<String>,
+            name: String,
+        }
+        let parts = Parts::deserialize(deserializer)?;
+        Ok(Self::new(
+            &parts.api_version,
+            &parts.kind,
+            parts.namespace.as_deref(),
+            &parts.name,
+        ))
+    }
+}
+
 impl fmt::Display for ObjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.group.is_empty() {
@@ -158,6 +180,25 @@ impl fmt::Display for ObjectId {
 #[cfg(test)]
 mod tests {
     use super::ObjectId;
+
+    #[test]
+    fn an_identity_reads_back_what_it_writes() {
+        for id in [
+            ObjectId::new("apps/v1", "Deployment", Some("shop"), "web"),
+            ObjectId::new("v1", "Namespace", None, "shop"),
+        ] {
+            let json = serde_json::to_string(&id).unwrap();
+            let back: ObjectId = serde_json::from_str(&json).unwrap();
+            assert_eq!(
+                (back.api_version(), &back),
+                (id.api_version(), &id),
+                "{json}"
+            );
+        }
+        let unknown =
+            serde_json::from_str::<ObjectId>(r#"{"apiVersion":"v1","kind":"A","name":"a","x":1}"#);
+        assert!(unknown.is_err());
+    }
 
     #[test]
     fn serialises_as_kubernetes_names_objects() {

@@ -10,11 +10,28 @@ use crate::names::{label_key_problem, label_value_problem};
 use crate::{Error, Object, Phase, Selection};
 
 /// The label that marks objects as owned by one stage: `key=value`, for example
-/// `capstan.io/discriminator=hetzkube.full`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `capstan.io/discriminator=hetzkube.full`. It serialises as `{key, value}`, and reading one
+/// back checks it as [`Label::new`] does.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "LabelParts")]
 pub struct Label {
     key: String,
     value: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelParts {
+    key: String,
+    value: String,
+}
+
+impl TryFrom<LabelParts> for Label {
+    type Error = Error;
+
+    fn try_from(parts: LabelParts) -> Result<Self, Error> {
+        Self::new(parts.key, parts.value)
+    }
 }
 
 impl Label {
@@ -200,5 +217,22 @@ impl Serialize for Items<'_> {
             seq.serialize_element(&object.to_value())?;
         }
         seq.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Label;
+
+    #[test]
+    fn a_label_reads_back_and_is_checked_when_read() {
+        let label = Label::new("capstan.io/discriminator", "shop.full").unwrap();
+        let json = serde_json::to_string(&label).unwrap();
+        assert_eq!(
+            json,
+            r#"{"key":"capstan.io/discriminator","value":"shop.full"}"#
+        );
+        assert_eq!(serde_json::from_str::<Label>(&json).unwrap(), label);
+        assert!(serde_json::from_str::<Label>(r#"{"key":"bad key","value":"x"}"#).is_err());
     }
 }
