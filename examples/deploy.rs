@@ -49,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .count();
         deletes <= 10
     };
-    let request = DeployRequest::new(prune, false, false);
+    let request = DeployRequest::default().prune(prune);
     let deployment = deployer
         .deploy(&manifest, request, &progress, &mut confirm)
         .await?;

@@ -36,14 +36,27 @@ pub struct DeployRequest {
     pub wait: bool,
 }
 
+/// Built from the default (apply only): `DeployRequest::default().prune(true).wait(true)`.
 impl DeployRequest {
-    /// A request with the given prune, dry-run and wait choices.
-    pub fn new(prune: bool, dry_run: bool, wait: bool) -> Self {
-        Self {
-            prune,
-            dry_run,
-            wait,
-        }
+    /// Whether to delete orphans.
+    #[must_use]
+    pub fn prune(mut self, prune: bool) -> Self {
+        self.prune = prune;
+        self
+    }
+
+    /// Whether to plan only.
+    #[must_use]
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Whether to wait for readiness.
+    #[must_use]
+    pub fn wait(mut self, wait: bool) -> Self {
+        self.wait = wait;
+        self
     }
 }
 

@@ -25,7 +25,7 @@
 //! let label = Label::new("capstan.io/discriminator", "demo.full")?;
 //! let manifest = load(&[Input::Path("stage.yaml".into())], &LoadOptions::with_label(label))?;
 //! let deployer = Deployer::new(kube::Client::try_default().await?, Options::default());
-//! let request = DeployRequest::new(true, false, false);
+//! let request = DeployRequest::default().prune(true);
 //! let deployment = deployer
 //!     .deploy(&manifest, request, &|_event| {}, &mut |plan| plan.count(capstan_apply::Action::Create) < 100)
 //!     .await?;

@@ -276,7 +276,7 @@ async fn dry_run_leaves_the_server_untouched() {
     let plan = deployer
         .deploy(
             &stage,
-            DeployRequest::new(true, true, false),
+            DeployRequest::default().prune(true).dry_run(true),
             &|_| {},
             &mut |_| panic!("a dry run asks nothing"),
         )
@@ -356,14 +356,9 @@ spec:
     );
     let mut options = Options::default();
     options.timeout = std::time::Duration::from_secs(2);
-    let done = deploy(
-        plane,
-        options,
-        &stage,
-        DeployRequest::new(false, false, true),
-    )
-    .await
-    .unwrap();
+    let done = deploy(plane, options, &stage, DeployRequest::default().wait(true))
+        .await
+        .unwrap();
     let health = |name: &str| {
         done.health
             .iter()

@@ -214,7 +214,7 @@ async fn a_server_lost_mid_deploy_fails_cleanly_prunes_nothing_and_the_next_run_
     options.concurrency = 2;
     let deployer =
         capstan_apply::Deployer::new(plane.client(capstan_testenv::User::Admin).unwrap(), options);
-    let request = DeployRequest::new(true, false, false);
+    let request = DeployRequest::default().prune(true);
     // Planning dry-runs every create first; the server goes away once writing has begun.
     let writing = tokio::sync::Notify::new();
     let stop = async {

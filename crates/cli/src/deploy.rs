@@ -62,7 +62,7 @@ pub(crate) struct ApplyArgs {
     no_stamp: bool,
 
     /// How long to wait for CRDs to be Established and, with --wait, for readiness
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::duration)]
     timeout: Duration,
 }
 
@@ -201,7 +201,10 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load()?;
     let prune = (args.prune || loaded.prune) && !args.no_prune;
     let (options, secrets) = decrypting(args.apply.options(&loaded), &loaded);
-    let request = DeployRequest::new(prune, args.dry_run, args.wait);
+    let request = DeployRequest::default()
+        .prune(prune)
+        .dry_run(args.dry_run)
+        .wait(args.wait);
     let output = args.output;
     let started = Instant::now();
     let bar = Bar::new();
@@ -464,20 +467,4 @@ fn stamp(root: Option<&std::path::Path>) -> std::collections::BTreeMap<String, S
         );
     }
     stamp
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90s, 5m or 1h"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(number)),
-        "m" => Ok(Duration::from_secs(number * 60)),
-        "h" => Ok(Duration::from_secs(number * 3600)),
-        _ => Err(format!("{text:?} is not a duration like 90s, 5m or 1h")),
-    }
 }

@@ -75,6 +75,20 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
+/// A duration in Go's syntax, as kubectl takes it (`90s`, `5m`, `1h30m`); a bare number is
+/// seconds.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(seconds));
+    }
+    match text.parse::<kube::core::Duration>() {
+        Ok(duration) if !duration.is_negative() => Ok(duration.into()),
+        _ => Err(format!(
+            "`{text}` is not a duration such as 90s, 5m or 1h30m"
+        )),
+    }
+}
+
 fn report(failure: &Failure) {
     let mut stderr = std::io::stderr().lock();
     let _ = match failure.0.downcast_ref::<capstan_manifest::Error>() {
@@ -132,5 +146,16 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(super::duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(super::duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(super::duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(super::duration("2"), Ok(Duration::from_secs(2)));
+        assert!(super::duration("5 minutes").is_err());
+        assert!(super::duration("-5s").is_err());
     }
 }

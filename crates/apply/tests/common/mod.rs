@@ -61,11 +61,11 @@ pub async fn deploy<'m>(
 }
 
 pub fn apply_only() -> DeployRequest {
-    DeployRequest::new(false, false, false)
+    DeployRequest::default()
 }
 
 pub fn with_prune() -> DeployRequest {
-    DeployRequest::new(true, false, false)
+    DeployRequest::default().prune(true)
 }
 
 /// A fresh namespace (named after `discriminator`) with `count` ConfigMaps holding `value`,

@@ -95,7 +95,7 @@ pub(super) struct RotateKeyArgs {
     wait: bool,
 
     /// How long --wait waits, e.g. `90s`, `5m`
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = crate::duration)]
     timeout: Duration,
 }
 
@@ -507,24 +507,6 @@ fn rolled_out(deployment: &Deployment, generation: i64) -> bool {
     })
 }
 
-/// A duration such as `30s`, `5m`, `1h` or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as 90s or 5m"))?;
-    let seconds = match unit {
-        "s" => number,
-        "m" => number * 60,
-        "h" => number * 3600,
-        _ => return Err(format!("`{text}` is not a duration such as 90s or 5m")),
-    };
-    Ok(Duration::from_secs(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,13 +521,5 @@ mod tests {
             "# public key: age1new\nAGE-SECRET-KEY-1NEW\n# public key: age1old\nAGE-SECRET-KEY-1OLD\n"
         );
         assert_eq!(merged_key_file(new, &merged).as_str(), merged.as_str());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("5 minutes").is_err());
     }
 }
