@@ -278,7 +278,7 @@ impl Deployer {
             source => Error::Request {
                 id: id.clone(),
                 operation,
-                source,
+                cause: source,
             },
         }
     }

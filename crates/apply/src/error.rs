@@ -11,17 +11,16 @@ use crate::lock::LockHolder;
 #[non_exhaustive]
 pub enum Error {
     /// The server's API could not be discovered.
-    #[error("cannot discover the server's API: {0}")]
-    Discovery(#[source] kube::Error),
+    #[error("cannot discover the server's API: {}", Cause(.0))]
+    Discovery(kube::Error),
 
     /// Listing a resource type failed.
-    #[error("cannot list {resource}: {source}")]
+    #[error("cannot list {resource}: {}", Cause(.cause))]
     List {
         /// `group/version resource`, for the message.
         resource: String,
-        /// What the server or the connection said.
-        #[source]
-        source: kube::Error,
+        /// What the server or the connection said (part of the message, so not a `source()`).
+        cause: kube::Error,
     },
 
     /// The server does not serve the object's kind, and the manifests hold no
@@ -84,15 +83,14 @@ pub enum Error {
     },
 
     /// A request for the object failed without an answer from the server, after retries.
-    #[error("{id}: {operation} failed: {source}")]
+    #[error("{id}: {operation} failed: {}", Cause(.cause))]
     Request {
         /// The object.
         id: ObjectId,
         /// `apply`, `dry-run apply`, `read` or `delete`.
         operation: &'static str,
-        /// What the connection said.
-        #[source]
-        source: kube::Error,
+        /// What the connection said (part of the message, so not a `source()`).
+        cause: kube::Error,
     },
 
     /// Preparing the object's body failed (for example, decrypting its SOPS values).
@@ -277,5 +275,40 @@ impl Error {
     }
 }
 
+/// A failed request as a person reads it: the server's code, reason and message, without the
+/// struct dump kube's own message appends.
+struct Cause<'a>(&'a kube::Error);
+
+impl std::fmt::Display for Cause<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            kube::Error::Api(status) if status.reason.is_empty() => {
+                write!(f, "{} {}", status.code, status.message)
+            }
+            kube::Error::Api(status) => {
+                write!(f, "{} {}: {}", status.code, status.reason, status.message)
+            }
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
 /// The result type of capstan-apply.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn a_servers_answer_is_shown_once_without_a_struct_dump() {
+        let status =
+            kube::core::Status::failure("the token is not valid", "Unauthorized").with_code(401);
+        let error = Error::Discovery(kube::Error::Api(Box::new(status)));
+        assert_eq!(
+            format!("{error}"),
+            "cannot discover the server's API: 401 Unauthorized: the token is not valid"
+        );
+        assert!(std::error::Error::source(&error).is_none());
+    }
+}

@@ -80,7 +80,7 @@ impl Deployer {
                             .await
                             .map_err(|source| Error::List {
                                 resource: resource.describe(),
-                                source,
+                                cause: source,
                             })?;
                     // List items leave out their type; the readiness rules need it.
                     for item in &mut items {

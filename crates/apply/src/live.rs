@@ -73,7 +73,7 @@ impl Deployer {
     ) -> Result<Option<HashSet<String>>> {
         let list_error = |source| Error::List {
             resource: namespaces.describe(),
-            source,
+            cause: source,
         };
         let source = match self.api.list_metadata(&namespaces.api, None, None).await {
             Ok(list) => {
@@ -154,7 +154,7 @@ impl Deployer {
                     };
                     let error = |source| Error::List {
                         resource: resource.describe(),
-                        source,
+                        cause: source,
                     };
                     match list(namespace).await {
                         Ok(items) => Ok((key, items)),
@@ -231,7 +231,7 @@ impl Deployer {
                     Err(source) => {
                         return Err(Error::List {
                             resource: resource.describe(),
-                            source,
+                            cause: source,
                         });
                     }
                 };

@@ -264,7 +264,7 @@ impl Deployer {
             _ => {
                 return Err(Error::List {
                     resource: resource.describe(),
-                    source: error,
+                    cause: error,
                 });
             }
         }
@@ -278,7 +278,7 @@ impl Deployer {
                 Err(source) => {
                     return Err(Error::List {
                         resource: resource.describe(),
-                        source,
+                        cause: source,
                     });
                 }
             }

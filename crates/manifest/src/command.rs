@@ -24,7 +24,7 @@ pub(crate) fn run(
         return Err(Error::CommandSpawn {
             stage: stage.to_owned(),
             program: String::new(),
-            source,
+            cause: source,
         });
     };
     let mut child = Command::new(program)
@@ -37,7 +37,7 @@ pub(crate) fn run(
         .map_err(|source| Error::CommandSpawn {
             stage: stage.to_owned(),
             program: program.clone(),
-            source,
+            cause: source,
         })?;
     let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         unreachable!("both streams are piped")

@@ -76,7 +76,7 @@ pub enum Error {
     },
     /// A stage's command could not be started.
     #[error(
-        "stage {}: cannot run `{}`: {source}",
+        "stage {}: cannot run `{}`: {cause}",
         escape_controls(.stage),
         escape_controls(.program)
     )]
@@ -85,8 +85,8 @@ pub enum Error {
         stage: String,
         /// The program.
         program: String,
-        /// Why it could not start.
-        source: std::io::Error,
+        /// Why it could not start (part of the message, so not a `source()`).
+        cause: std::io::Error,
     },
     /// A stage's command failed.
     #[error(
