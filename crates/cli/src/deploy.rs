@@ -1,5 +1,6 @@
 //! `capstan deploy`, `diff` and `prune`: plan a stage against a cluster, show it, apply it.
 
+use std::cell::Cell;
 use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
 
@@ -207,6 +208,8 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
         .wait(args.wait);
     let output = args.output;
     let started = Instant::now();
+    // The summary's time is capstan's, not the time a person took to answer the prompt.
+    let prompt = Cell::new(Duration::ZERO);
     let bar = Bar::new();
     let deployment = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
@@ -217,7 +220,10 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
         let mut confirm = |plan: &Plan<'_>| {
             bar.finish();
             warn_unverified(&secrets, &loaded.what);
-            confirm(plan, &loaded, &cluster.context, args.yes, output)
+            let asking = Instant::now();
+            let yes = confirm(plan, &loaded, &cluster.context, args.yes, output);
+            prompt.set(prompt.get() + asking.elapsed());
+            yes
         };
         let deployment = deployer
             .deploy(
@@ -237,7 +243,8 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
     let selection = loaded.selection.as_ref();
     let plan = |plan: &Plan<'_>| show::plan(plan, true, selection);
     let preview = args.dry_run.then_some(&plan as Preview<'_>);
-    finish(&deployment, output, args.dry_run, started, preview)
+    let took = started.elapsed().saturating_sub(prompt.get());
+    finish(&deployment, output, args.dry_run, took, preview)
 }
 
 /// The deployer, working under the stage's lock in the cluster: a run that finds the lock
@@ -288,13 +295,13 @@ fn finish(
     deployment: &Deployment<'_>,
     output: Output,
     dry_run: bool,
-    started: Instant,
+    took: Duration,
     preview: Option<Preview<'_>>,
 ) -> Result<ExitCode, Failure> {
     match (output, preview) {
         (Output::Json, _) => show::deployment_json(deployment, dry_run)?,
         (Output::Text, Some(preview)) => preview(&deployment.plan)?,
-        (Output::Text, None) => show::summary(deployment, started.elapsed())?,
+        (Output::Text, None) => show::summary(deployment, took)?,
     }
     Ok(if deployment.succeeded() {
         ExitCode::Success
@@ -345,6 +352,7 @@ pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
     let options = args.apply.options(&loaded);
     let bar = Bar::new();
     let started = Instant::now();
+    let prompt = Cell::new(Duration::ZERO);
     let output = args.output;
     let selection = loaded.selection.as_ref();
     let deployment = block_on(async {
@@ -353,7 +361,7 @@ pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
         if !args.dry_run {
             deployer = locked(deployer, &cluster, &loaded, &args.apply).await?;
         }
-        let result = prune_locked(&deployer, &cluster, &loaded, args, &bar).await;
+        let result = prune_locked(&deployer, &cluster, &loaded, args, &bar, &prompt).await;
         release(&mut deployer).await;
         result
     })?;
@@ -362,7 +370,8 @@ pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
         .prune
         .is_none()
         .then_some(&orphans as Preview<'_>);
-    finish(&deployment, output, args.dry_run, started, preview)
+    let took = started.elapsed().saturating_sub(prompt.get());
+    finish(&deployment, output, args.dry_run, took, preview)
 }
 
 /// The part of `capstan prune` that runs under the lock.
@@ -372,6 +381,7 @@ async fn prune_locked<'m>(
     loaded: &'m Loaded,
     args: &RemoveArgs,
     bar: &Bar,
+    prompt: &Cell<Duration>,
 ) -> anyhow::Result<Deployment<'m>> {
     let output = args.output;
     let selection = loaded.selection.as_ref();
@@ -398,13 +408,15 @@ async fn prune_locked<'m>(
             }
             // With objects that cannot be applied, `prune` refuses anyway: nothing to ask.
             let refused = deployment.plan.errors().next().is_some();
-            if !args.yes
+            let asking = Instant::now();
+            let declined = !args.yes
                 && !refused
                 && !ask(&format!(
                     "Delete these objects from context {:?}?",
                     cluster.context
-                ))
-            {
+                ));
+            prompt.set(prompt.get() + asking.elapsed());
+            if declined {
                 anyhow::bail!(capstan_apply::Error::NotConfirmed);
             }
             deployment.prune = Some(deployer.prune(&deployment.plan, &[], &progress).await);
