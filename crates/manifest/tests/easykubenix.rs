@@ -4,6 +4,11 @@
 //! does not have it, and then these tests say so and pass. The same shapes are pinned by the
 //! fixtures in `tests/data`, which are always there.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test says on stderr which shared files it skipped"
+)]
+
 use std::io::Write as _;
 use std::path::PathBuf;
 

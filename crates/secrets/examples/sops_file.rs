@@ -7,6 +7,11 @@
 //! sops_file keygen                            # a new age key file on stdout
 //! ```
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "an example program prints its result"
+)]
+
 use capstan_secrets::{
     EncryptOptions, Format, Identities, Identity, Recipient, Recipients, SopsFile,
 };

@@ -6,6 +6,11 @@
 //! sops comes from `CAPSTAN_TEST_SOPS`, which `scripts/test.sh` sets after provisioning it
 //! with `scripts/sops.sh`; without it these tests fail and say so.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test says on stderr which interoperability cases ran"
+)]
+
 mod common;
 
 use std::io::Write as _;

@@ -5,6 +5,11 @@
 //! Each test runs this same test binary again as a child, filtered to the ignored `victim` test,
 //! which starts a control plane, reports its data folder, and then dies in the way under test.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the victim process waits on standard input to be killed"
+)]
+
 use std::{
     fs,
     io::{BufRead as _, BufReader, Write as _},

@@ -1,5 +1,10 @@
 //! The test control plane is real: these tests talk to the kube-apiserver it starts.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a test reports on stderr what it checked"
+)]
+
 use std::{io::Write as _, process::Command, time::Duration};
 
 use capstan_testenv::{ControlPlane, User};

@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests.
 
 #![allow(
+    clippy::disallowed_methods,
+    reason = "a test says on stderr which shared vectors it skipped"
+)]
+#![allow(
     dead_code,
     unreachable_pub,
     reason = "each test binary uses a different part"
