@@ -162,7 +162,7 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
         };
         print_json(&report)?;
     } else {
-        print_summary(&loaded.what, manifest)?;
+        print_summary(&loaded.what, manifest, server.is_some())?;
         if let Some(server) = &server {
             print_server(server)?;
         }
@@ -236,14 +236,17 @@ fn print_json(report: &Report<'_>) -> std::io::Result<()> {
     writeln!(stdout)
 }
 
-fn print_summary(what: &str, manifest: &Manifest) -> std::io::Result<()> {
+/// The stage's shape. With a server check the verdict comes after the server's problems, so
+/// this line speaks only of the offline checks.
+fn print_summary(what: &str, manifest: &Manifest, server: bool) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     let label = manifest.label().map_or_else(String::new, |label| {
         format!(", labelled {}", label.selector())
     });
+    let scope = if server { " offline" } else { "" };
     writeln!(
         stdout,
-        "{what}: {} objects in {} waves{label}, no problems",
+        "{what}: {} objects in {} waves{label}, no problems{scope}",
         manifest.len(),
         manifest.waves().count()
     )?;

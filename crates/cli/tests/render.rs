@@ -264,6 +264,11 @@ async fn validate_on_a_server_reports_schema_errors_offline_checks_cannot_see() 
     let bad = validate(dir.path());
     assert_eq!(bad.status.code(), Some(2));
     let report = text(&bad.stdout);
+    // The summary above the server's problems speaks of the offline checks only.
+    assert!(
+        report.contains("no problems offline\n") && !report.contains("no problems\n"),
+        "{report}"
+    );
     assert!(
         report.contains("apps/Deployment shop/web") && report.contains("\"TCPX\""),
         "{report}"
