@@ -66,6 +66,24 @@ async fn a_hand_made_object_stops_the_deploy_until_it_is_adopted() {
             .success()
     );
 
+    let preview = capstan(
+        plane,
+        dir.path(),
+        &["deploy", "--dry-run", "--adopt", "-o", "json"],
+    );
+    let json: serde_json::Value = serde_json::from_slice(&preview.stdout).unwrap();
+    assert_eq!(json["summary"]["adopt"], 1, "{json}");
+    let mine = &json["objects"][0];
+    assert_eq!(
+        (&mine["object"]["name"], &mine["action"], &mine["managers"]),
+        (
+            &serde_json::json!("mine"),
+            &serde_json::json!("adopt"),
+            &serde_json::json!(["kubectl-create"])
+        ),
+        "{json}"
+    );
+
     let adopted = capstan(plane, dir.path(), &["deploy", "--yes", "--adopt"]);
     assert_eq!(adopted.status.code(), Some(0), "{}", text(&adopted.stdout));
     assert!(
@@ -146,9 +164,26 @@ async fn a_selection_deploys_and_prunes_only_what_it_matches() {
     let pruned = capstan(
         plane,
         dir.path(),
-        &["prune", "--yes", "--include", "kind=ConfigMap"],
+        &[
+            "prune",
+            "--yes",
+            "--include",
+            "kind=ConfigMap",
+            "-o",
+            "json",
+        ],
     );
     assert_eq!(pruned.status.code(), Some(0), "{}", text(&pruned.stdout));
+    let json: serde_json::Value = serde_json::from_slice(&pruned.stdout).unwrap();
+    assert_eq!(
+        json["pruned"],
+        serde_json::json!([{
+            "object": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": ns, "name": "b"},
+            "deleted": true,
+            "result": "deleted",
+            "error": null,
+        }])
+    );
     assert!(
         !kubectl(plane, &["-n", &ns, "get", "cm", "b"])
             .status
