@@ -75,15 +75,15 @@ impl Deployer {
             resource: namespaces.describe(),
             cause: source,
         };
-        let source = match self.api.list_metadata(&namespaces.api, None, None).await {
+        match self.api.list_metadata(&namespaces.api, None, None).await {
             Ok(list) => {
                 return Ok(Some(
                     list.into_iter().filter_map(|i| i.metadata.name).collect(),
                 ));
             }
-            Err(error) if status_code(&error) == Some(403) => error,
+            Err(error) if status_code(&error) == Some(403) => {}
             Err(error) => return Err(list_error(error)),
-        };
+        }
         let wanted: HashSet<&str> = items
             .iter()
             .filter_map(|i| i.namespace.as_deref())
@@ -101,7 +101,8 @@ impl Deployer {
                 }
                 Ok(None) => {}
                 Err(error) if status_code(&error) == Some(403) => return Ok(None),
-                Err(_) => return Err(list_error(source)),
+                // The read's own failure: a list the user may not make says nothing about it.
+                Err(error) => return Err(list_error(error)),
             }
         }
         Ok(Some(existing))
