@@ -4,6 +4,7 @@
 //! hand.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use capstan_kube::{Catalog, MetaItem, Resource};
 use capstan_manifest::ObjectId;
@@ -66,7 +67,7 @@ async fn namespace_verdict(
     owned: &[Owned],
     going: &HashSet<String>,
 ) -> Option<Keep> {
-    let resources: Vec<&Resource> = catalog
+    let resources: Vec<&Arc<Resource>> = catalog
         .deletable()
         .filter(|r| r.namespaced && r.api.plural != "events")
         .collect();

@@ -1,6 +1,8 @@
 //! The plan and its entries: what planning found for each object, and what writing needs of
 //! it.
 
+use std::sync::Arc;
+
 use capstan_kube::{Catalog, Resource, Target};
 use capstan_manifest::{Object, ObjectId};
 use serde_json::Value;
@@ -15,7 +17,7 @@ use crate::vocab::{Action, Blind, HASH_ANNOTATION, OWNER_ANNOTATION, Orphan};
 /// The plan for one object.
 pub struct Planned<'m> {
     pub(crate) object: &'m Object,
-    pub(crate) resource: Option<Resource>,
+    pub(crate) resource: Option<Arc<Resource>>,
     pub(crate) namespace: Option<String>,
     pub(crate) action: Action,
     pub(crate) diff: Option<Diff>,
@@ -209,12 +211,12 @@ impl Planned<'_> {
 
     /// Addresses the object through its resource type: namespaced objects without a namespace
     /// go to the client's default one.
-    pub(crate) fn place(&mut self, resource: &Resource, default_namespace: &str) {
+    pub(crate) fn place(&mut self, resource: &Arc<Resource>, default_namespace: &str) {
         if resource.namespaced {
             let namespace = self.object.id().namespace().unwrap_or(default_namespace);
             self.namespace = Some(namespace.to_owned());
         }
-        self.resource = Some(resource.clone());
+        self.resource = Some(Arc::clone(resource));
     }
 
     /// The object's CRD or namespace is created by this run: the object is new, and is applied

@@ -2,6 +2,7 @@
 //! parallel and kept for the run.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
@@ -40,7 +41,8 @@ impl Resource {
 /// Every served resource type, by group, version and kind.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    by_kind: HashMap<(String, String, String), Resource>,
+    /// Shared, so that every object of a type can hold its type for one pointer.
+    by_kind: HashMap<(String, String, String), Arc<Resource>>,
     /// Group-versions whose discovery failed (an aggregated API that is down, say).
     unavailable: Vec<String>,
 }
@@ -144,12 +146,12 @@ impl Catalog {
             let key = (group.to_owned(), version.to_owned(), resource.kind);
             self.by_kind.insert(
                 key,
-                Resource {
+                Arc::new(Resource {
                     api,
                     namespaced: resource.namespaced,
                     preferred,
                     verbs: resource.verbs,
-                },
+                }),
             );
         }
     }
@@ -177,20 +179,25 @@ impl Catalog {
     }
 
     /// The resource type of `group`/`version`/`kind`, if served.
-    pub fn resolve(&self, group: &str, version: &str, kind: &str) -> Option<&Resource> {
+    pub fn resolve(&self, group: &str, version: &str, kind: &str) -> Option<&Arc<Resource>> {
         self.by_kind
             .get(&(group.to_owned(), version.to_owned(), kind.to_owned()))
     }
 
     /// The resource type of an object, if its `apiVersion` and kind are served.
-    pub fn resolve_id(&self, id: &ObjectId) -> Option<&Resource> {
+    pub fn resolve_id(&self, id: &ObjectId) -> Option<&Arc<Resource>> {
         self.resolve(id.group(), id.version(), id.kind())
     }
 
     /// The first of `versions` at which the server serves `group`'s `kind`: for a kind that
     /// moved (`policy/v1` PodDisruptionBudget, `policy/v1beta1` before 1.21), the newest the
     /// server has.
-    pub fn first_served(&self, group: &str, versions: &[&str], kind: &str) -> Option<&Resource> {
+    pub fn first_served(
+        &self,
+        group: &str,
+        versions: &[&str],
+        kind: &str,
+    ) -> Option<&Arc<Resource>> {
         versions
             .iter()
             .find_map(|version| self.resolve(group, version, kind))
@@ -198,14 +205,14 @@ impl Catalog {
 
     /// Every type that can be listed and deleted, in its group's preferred version: where
     /// labelled objects can hide.
-    pub fn deletable(&self) -> impl Iterator<Item = &Resource> {
+    pub fn deletable(&self) -> impl Iterator<Item = &Arc<Resource>> {
         self.by_kind
             .values()
             .filter(|r| r.preferred && r.supports("list") && r.supports("delete"))
     }
 
     /// The type served for `group` and `plural` in its preferred version, or any served one.
-    pub fn by_plural(&self, group: &str, plural: &str) -> Option<&Resource> {
+    pub fn by_plural(&self, group: &str, plural: &str) -> Option<&Arc<Resource>> {
         let mut served = self
             .by_kind
             .values()
