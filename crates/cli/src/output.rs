@@ -350,3 +350,28 @@ pub(crate) fn deployment(deployment: &Deployment<'_>, dry_run: bool) -> std::io:
         requests: deployment.requests,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    fn requested(args: &[&str]) -> bool {
+        let matches = crate::Cli::command()
+            .try_get_matches_from([&["capstan"], args].concat())
+            .unwrap();
+        super::requested(&matches)
+    }
+
+    #[test]
+    fn json_is_requested_by_every_command_with_output_json_and_by_no_other_output_option() {
+        assert!(requested(&["deploy", "-o", "json"]));
+        assert!(requested(&["validate", "--output", "json"]));
+        assert!(requested(&["secrets", "check", "-o", "json"]));
+        assert!(requested(&["local", "status", "-o", "json"]));
+        assert!(!requested(&["deploy"]));
+        assert!(!requested(&["status", "-o", "text"]));
+        // A Kubernetes List, and sops' output file: not capstan's JSON reports.
+        assert!(!requested(&["render", "-o", "json"]));
+        assert!(!requested(&["secrets", "keygen", "--output", "key.txt"]));
+    }
+}
