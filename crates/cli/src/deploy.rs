@@ -153,15 +153,6 @@ pub(crate) struct RemoveArgs {
     pub(crate) output: OutputArgs,
 }
 
-impl RemoveArgs {
-    pub(crate) fn view<'a>(&self, loaded: &'a Loaded) -> View<'a> {
-        View {
-            selection: loaded.selection.as_ref(),
-            show_kept: self.kept.show_kept,
-        }
-    }
-}
-
 /// Options that decrypt the stage's SOPS-encrypted objects in memory; the returned handle
 /// names the objects whose MAC did not verify, for [`warn_unverified`].
 pub(crate) fn decrypting(mut options: Options, loaded: &Loaded) -> (Options, Arc<SopsObjects>) {
@@ -227,10 +218,7 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
         .dry_run(args.dry_run)
         .wait(args.wait);
     let json = args.output.json();
-    let view = View {
-        selection: loaded.selection.as_ref(),
-        show_kept: args.kept.show_kept,
-    };
+    let view = args.kept.view(&loaded);
     let started = Instant::now();
     // The summary's time is capstan's, not the time a person took to answer the prompt.
     let prompt = Cell::new(Duration::ZERO);
@@ -366,11 +354,7 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
     if args.output.json() {
         output::plan(&plan)?;
     } else {
-        let view = View {
-            selection: loaded.selection.as_ref(),
-            show_kept: args.kept.show_kept,
-        };
-        show::plan(&plan, true, view)?;
+        show::plan(&plan, true, args.kept.view(&loaded))?;
     }
     Ok(match (plan.errors().next(), plan.has_changes()) {
         (Some(_), _) => ExitCode::Failure,
@@ -397,7 +381,7 @@ pub(crate) fn prune(args: &PruneArgs) -> Result<ExitCode, Failure> {
     let bar = Bar::new();
     let started = Instant::now();
     let prompt = Cell::new(Duration::ZERO);
-    let view = args.view(&loaded);
+    let view = args.kept.view(&loaded);
     let deployment = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
         let mut deployer = Deployer::new(cluster.client.clone(), options);
@@ -447,7 +431,7 @@ async fn prune_locked<'m>(
             if !args.output.json() {
                 show::orphans(
                     deployment.plan.orphans().unwrap_or_default(),
-                    args.view(loaded),
+                    args.kept.view(loaded),
                 )?;
             }
             // With objects that cannot be applied, `prune` refuses anyway: nothing to ask.

@@ -188,7 +188,7 @@ pub(crate) fn delete(args: &DeleteArgs) -> Result<ExitCode, Failure> {
         })?;
     } else {
         match &deletions {
-            None => crate::show::orphans(&owned, args.view(&loaded))?,
+            None => crate::show::orphans(&owned, args.kept.view(&loaded))?,
             Some(deletions) => {
                 let mut out = std::io::stdout().lock();
                 crate::show::write_deletions(&mut out, deletions)?;
@@ -226,7 +226,7 @@ async fn delete_locked(
         return Ok((owned, None));
     }
     if !args.output.json() {
-        crate::show::orphans(&owned, args.view(loaded))?;
+        crate::show::orphans(&owned, args.kept.view(loaded))?;
     }
     if !args.yes
         && !ask(&format!(

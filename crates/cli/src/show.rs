@@ -19,8 +19,18 @@ pub(crate) struct KeptArgs {
 /// What a listing of orphans shows besides them.
 #[derive(Clone, Copy)]
 pub(crate) struct View<'a> {
-    pub(crate) selection: Option<&'a Selection>,
-    pub(crate) show_kept: bool,
+    selection: Option<&'a Selection>,
+    show_kept: bool,
+}
+
+impl KeptArgs {
+    /// How the stage's plan or orphans are shown.
+    pub(crate) fn view<'a>(&self, loaded: &'a crate::stage::Loaded) -> View<'a> {
+        View {
+            selection: loaded.selection.as_ref(),
+            show_kept: self.show_kept,
+        }
+    }
 }
 
 /// The plan: one line per object that changes, diffs (all of them with `diffs`, updates only
