@@ -51,6 +51,21 @@
 //! ```
 //!
 //! Nothing here talks to a cluster: the crate is pure and unit-tested without a server.
+//!
+//! # Module map
+//!
+//! The pipeline runs top to bottom; each module uses only those below it.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `project` | `capstan.yaml`: the project, its stages, their discriminators |
+//! | `command` | runs a stage's render command, streaming its standard error |
+//! | `load` | the pipeline: find, read, parse, validate, label, order |
+//! | `input`, `input/kustomize` | which files an input names: files, folders, kluctl projects, GitOps trees |
+//! | `parse`, `split`, `strict`, `lines` | text to objects in parallel, duplicate keys refused, lines for messages |
+//! | `object`, `order`, `select` | one loaded object, apply order, `--include`/`--exclude` |
+//! | `manifest`, `id` | the loaded set and the identity every capstan crate names objects by |
+//! | `problem`, `error`, `names`, `escape` | what is wrong and where, Kubernetes' naming rules, terminal-safe text |
 
 mod command;
 mod error;

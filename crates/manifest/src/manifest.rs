@@ -97,6 +97,7 @@ pub struct Manifest {
 
 /// Objects that can be applied together: one phase of one barrier group.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct Wave<'a> {
     /// The barrier group (see [`Object::barrier_group`]).
     pub barrier_group: u32,

@@ -14,6 +14,7 @@ const ASSETS_VAR: &str = "KUBEBUILDER_ASSETS";
 /// [`Binaries::from_env`] finds them the way controller-runtime's envtest does, so a folder made
 /// by `setup-envtest` works as well as one made by capstan's `scripts/envtest.sh`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Binaries {
     /// The `etcd` server.
     pub etcd: PathBuf,
@@ -25,6 +26,15 @@ pub struct Binaries {
 }
 
 impl Binaries {
+    /// The given `etcd` and `kube-apiserver`, without a controller manager.
+    pub fn new(etcd: impl Into<PathBuf>, kube_apiserver: impl Into<PathBuf>) -> Self {
+        Self {
+            etcd: etcd.into(),
+            kube_apiserver: kube_apiserver.into(),
+            kube_controller_manager: None,
+        }
+    }
+
     /// Finds the binaries from the environment: each of `TEST_ASSET_ETCD`,
     /// `TEST_ASSET_KUBE_APISERVER` and `TEST_ASSET_KUBE_CONTROLLER_MANAGER` names one binary,
     /// and `KUBEBUILDER_ASSETS` names a folder holding the others.

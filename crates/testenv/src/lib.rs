@@ -59,6 +59,17 @@
 //! [`LocalCluster`] starts the same components detached, in a folder of their choosing, and
 //! finds them again from another process by the state file there: `capstan local up`, `status`
 //! and `down`.
+//!
+//! # Module map
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `control_plane`, `local` | the two front doors: a plane for one process, one that outlives it |
+//! | `launch` | each component's flags, free ports, waiting for readiness |
+//! | `binaries` | where etcd, kube-apiserver and kube-controller-manager are found |
+//! | `pki`, `kubeconfig` | fresh certificates and tokens, and the kubeconfigs that use them |
+//! | `owned`, `process` | processes and files that cannot outlive their owner |
+//! | `error` | the crate's error type |
 
 mod binaries;
 mod control_plane;

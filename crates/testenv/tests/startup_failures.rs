@@ -32,11 +32,10 @@ async fn failed_start(apiserver_body: &str) -> Error {
 async fn failed_start_in(bins: &Path, apiserver_body: &str) -> Error {
     let base = tempfile::tempdir().unwrap();
     let mut options = Options::default();
-    options.binaries = Some(Binaries {
-        etcd: fake(bins, "etcd", "exec sleep 60"),
-        kube_apiserver: fake(bins, "kube-apiserver", apiserver_body),
-        kube_controller_manager: None,
-    });
+    options.binaries = Some(Binaries::new(
+        fake(bins, "etcd", "exec sleep 60"),
+        fake(bins, "kube-apiserver", apiserver_body),
+    ));
     options.timeout = Duration::from_secs(2);
     options.base_dir = Some(base.path().to_path_buf());
     let error = ControlPlane::start(options).await.unwrap_err();
@@ -93,11 +92,10 @@ async fn component_that_never_serves_fails_start_after_the_timeout() {
 async fn missing_binary_is_reported_before_anything_starts() {
     let base = tempfile::tempdir().unwrap();
     let mut options = Options::default();
-    options.binaries = Some(Binaries {
-        etcd: PathBuf::from("/nonexistent/etcd"),
-        kube_apiserver: PathBuf::from("/nonexistent/kube-apiserver"),
-        kube_controller_manager: None,
-    });
+    options.binaries = Some(Binaries::new(
+        "/nonexistent/etcd",
+        "/nonexistent/kube-apiserver",
+    ));
     options.base_dir = Some(base.path().to_path_buf());
     let error = ControlPlane::start(options).await.unwrap_err();
     assert!(
