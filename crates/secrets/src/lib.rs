@@ -81,6 +81,7 @@ mod shamir;
 mod time;
 mod tree;
 mod walk;
+mod write;
 mod yaml;
 
 pub use crate::{
@@ -94,4 +95,5 @@ pub use crate::{
     metadata::SOPS_VERSION,
     tree::{Entry, Item, Map, PathStep, Tree, Value, parse_path},
     walk::Selection,
+    write::{replace_private, write_new_private},
 };
