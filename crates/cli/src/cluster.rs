@@ -112,12 +112,7 @@ fn warn_override(wanted: &str, explicit: &str) {
 
 /// Runs a command's async part on a small runtime of its own.
 pub(crate) fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the Kubernetes client's runtime")?
-        .block_on(future)
+    crate::runtime::runtime()?.block_on(future)
 }
 
 #[cfg(test)]

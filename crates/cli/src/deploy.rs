@@ -1,7 +1,7 @@
 //! `capstan deploy`, `diff` and `prune`: plan a stage against a cluster, show it, apply it.
 
 use std::cell::Cell;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::cluster::{Cluster, ClusterArgs, block_on};
 use crate::progress::Bar;
+use crate::prompt::confirm_change;
 use crate::show::{self, Output};
 use crate::sops_objects::SopsObjects;
 use crate::stage::{Loaded, StageArgs};
@@ -283,7 +284,7 @@ fn confirm(plan: &Plan<'_>, loaded: &Loaded, context: &str, yes: bool, output: O
     if output == Output::Text && show::plan(plan, false, loaded.selection.as_ref()).is_err() {
         return false;
     }
-    yes || ask(&format!("Apply {what} to context {context:?}?"))
+    yes || confirm_change(&format!("Apply {what} to context {context:?}?"))
 }
 
 /// Shows a plan before anything happened (a dry run, a prune with nothing to delete).
@@ -411,7 +412,7 @@ async fn prune_locked<'m>(
             let asking = Instant::now();
             let declined = !args.yes
                 && !refused
-                && !ask(&format!(
+                && !confirm_change(&format!(
                     "Delete these objects from context {:?}?",
                     cluster.context
                 ));
@@ -425,24 +426,6 @@ async fn prune_locked<'m>(
         deployment.requests = deployer.requests();
         Ok(deployment)
     }
-}
-
-/// Asks a yes/no question on the terminal; `false` without one.
-pub(crate) fn ask(question: &str) -> bool {
-    let mut stderr = std::io::stderr();
-    if !std::io::stdin().is_terminal() {
-        let _ = writeln!(
-            stderr,
-            "error: refusing to change the cluster without confirmation: standard input is not a \
-             terminal; pass --yes"
-        );
-        return false;
-    }
-    let _ = write!(stderr, "{question} [y/N] ");
-    let _ = stderr.flush();
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).is_ok()
-        && matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
 }
 
 /// The annotations recording this run: the project's commit (`-dirty` with local changes)

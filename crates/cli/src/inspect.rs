@@ -9,8 +9,9 @@ use clap::Args;
 use serde_json::json;
 
 use crate::cluster::{Cluster, ClusterArgs, block_on};
-use crate::deploy::{RemoveArgs, ask, locked, release, stage_options};
+use crate::deploy::{RemoveArgs, locked, release, stage_options};
 use crate::progress::Bar;
+use crate::prompt::confirm_change;
 use crate::show::{Output, print_json};
 use crate::stage::{Loaded, StageArgs};
 use crate::{ExitCode, Failure};
@@ -188,7 +189,7 @@ async fn delete_locked(
         crate::show::orphans(&owned, loaded.selection.as_ref())?;
     }
     if !args.yes
-        && !ask(&format!(
+        && !confirm_change(&format!(
             "Delete these objects from context {:?}?",
             cluster.context
         ))

@@ -21,7 +21,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use zeroize::Zeroizing;
 
-use super::{ask, identities, load_config, note, stdin_is_terminal};
+use super::{identities, load_config, note};
+use crate::prompt::{ask, stdin_is_terminal};
 
 /// The annotation `kubectl rollout restart` sets; changing it rolls the pods.
 const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -365,11 +366,7 @@ fn apply(
             .key_file
             .as_ref()
             .ok_or_else(|| anyhow!("--cluster needs the new identity"))?;
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the Kubernetes client's runtime")?
-            .block_on(hand_over(args, key_file, summary))?;
+        crate::cluster::block_on(hand_over(args, key_file, summary))?;
     }
     Ok(())
 }
