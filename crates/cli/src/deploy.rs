@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use capstan_apply::{
     DeployRequest, Deployer, Deployment, LockHolder, LockRequest, Options, Plan, StageLock,
 };
+use capstan_secrets::SopsObjects;
 use clap::Args;
 
 use std::sync::Arc;
@@ -16,7 +17,6 @@ use crate::cluster::{Cluster, ClusterArgs, block_on};
 use crate::progress::Bar;
 use crate::prompt::confirm_change;
 use crate::show::{self, Output};
-use crate::sops_objects::SopsObjects;
 use crate::stage::{Loaded, StageArgs};
 use crate::{ExitCode, Failure};
 
@@ -146,8 +146,10 @@ pub(crate) struct RemoveArgs {
 /// Options that decrypt the stage's SOPS-encrypted objects in memory; the returned handle
 /// names the objects whose MAC did not verify, for [`warn_unverified`].
 pub(crate) fn decrypting(mut options: Options, loaded: &Loaded) -> (Options, Arc<SopsObjects>) {
-    let label = loaded.manifest.label().cloned();
-    let secrets = Arc::new(SopsObjects::new(label, loaded.verify_sops_mac));
+    let secrets = SopsObjects::from_env()
+        .label(loaded.manifest.label().cloned())
+        .verify_mac(loaded.verify_sops_mac);
+    let secrets = Arc::new(secrets);
     options.prepare = Some(secrets.clone());
     (options, secrets)
 }

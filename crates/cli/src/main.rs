@@ -18,7 +18,6 @@ mod render;
 mod runtime;
 mod secrets;
 mod show;
-mod sops_objects;
 mod stage;
 
 /// Day-2 GitOps operations on Kubernetes: deploy stages with discriminator-based pruning,

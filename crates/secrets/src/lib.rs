@@ -42,6 +42,13 @@
 //!   ([`Decrypted::rotate`]), age key generation ([`Identity::generate`]) and a repository
 //!   [`check`].
 //!
+//! # Features
+//!
+//! - `deploy`: [`SopsObjects`], which decrypts a stage's SOPS-encrypted objects in memory for
+//!   a `capstan_apply::Deployer`, so that a program deploys such a stage with the libraries
+//!   alone (`examples/deploy-sops.rs`). `capstan-apply` knows nothing of age; this crate
+//!   depends on it, never the other way round.
+//!
 //! Files are written in the layout of sops [`SOPS_VERSION`] (3.13: metadata keys sorted,
 //! `lastmodified` double-quoted, 4-space YAML indentation, tab-indented JSON), and that
 //! version is recorded in new files. Files from every earlier layout are read.
@@ -77,6 +84,8 @@ mod ini;
 mod json;
 mod keys;
 mod metadata;
+#[cfg(feature = "deploy")]
+mod objects;
 mod shamir;
 mod time;
 mod tree;
@@ -97,3 +106,6 @@ pub use crate::{
     walk::Selection,
     write::{replace_private, write_new_private},
 };
+
+#[cfg(feature = "deploy")]
+pub use crate::objects::SopsObjects;
