@@ -2,7 +2,6 @@
 
 use std::io::Write as _;
 
-use anyhow::Context as _;
 use capstan_kube::{ConnectRequest, ContextOverride};
 use clap::Args;
 
