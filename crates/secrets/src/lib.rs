@@ -48,6 +48,8 @@
 //!   a `capstan_apply::Deployer`, so that a program deploys such a stage with the libraries
 //!   alone (`examples/deploy-sops.rs`). `capstan-apply` knows nothing of age; this crate
 //!   depends on it, never the other way round.
+//! - `operator`: [`hand_over`], the key hand-over to the sops-secrets-operator in a cluster
+//!   (its key Secret, a rollout restart, the rollout wait) over `capstan-kube`.
 //!
 //! Files are written in the layout of sops [`SOPS_VERSION`] (3.13: metadata keys sorted,
 //! `lastmodified` double-quoted, 4-space YAML indentation, tab-indented JSON), and that
@@ -86,6 +88,8 @@ mod keys;
 mod metadata;
 #[cfg(feature = "deploy")]
 mod objects;
+#[cfg(feature = "operator")]
+mod operator;
 mod shamir;
 mod time;
 mod tree;
@@ -109,3 +113,7 @@ pub use crate::{
 
 #[cfg(feature = "deploy")]
 pub use crate::objects::SopsObjects;
+#[cfg(feature = "operator")]
+pub use crate::operator::{
+    HandOverEvent, HandOverPlan, HandedOver, OperatorOptions, hand_over,
+};
