@@ -155,7 +155,9 @@ mod tests {
         );
         let labels = secret.metadata.labels.unwrap();
         assert_eq!(
-            labels.get(capstan_manifest::Label::DEFAULT_KEY).map(String::as_str),
+            labels
+                .get(capstan_manifest::Label::DEFAULT_KEY)
+                .map(String::as_str),
             Some("sops-example.app")
         );
     }

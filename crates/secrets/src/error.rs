@@ -169,7 +169,9 @@ pub enum Error {
 
 #[cfg(feature = "operator")]
 fn suffix(reason: Option<&str>) -> String {
-    reason.map(|reason| format!(": {reason}")).unwrap_or_default()
+    reason
+        .map(|reason| format!(": {reason}"))
+        .unwrap_or_default()
 }
 
 impl fmt::Debug for Error {

@@ -44,11 +44,11 @@
 //!
 //! # Features
 //!
-//! - `deploy`: [`SopsObjects`], which decrypts a stage's SOPS-encrypted objects in memory for
+//! - `deploy`: `SopsObjects`, which decrypts a stage's SOPS-encrypted objects in memory for
 //!   a `capstan_apply::Deployer`, so that a program deploys such a stage with the libraries
 //!   alone (`examples/deploy-sops.rs`). `capstan-apply` knows nothing of age; this crate
 //!   depends on it, never the other way round.
-//! - `operator`: [`hand_over`], the key hand-over to the sops-secrets-operator in a cluster
+//! - `operator`: `hand_over`, the key hand-over to the sops-secrets-operator in a cluster
 //!   (its key Secret, a rollout restart, the rollout wait) over `capstan-kube`.
 //!
 //! Files are written in the layout of sops [`SOPS_VERSION`] (3.13: metadata keys sorted,
@@ -114,6 +114,4 @@ pub use crate::{
 #[cfg(feature = "deploy")]
 pub use crate::objects::SopsObjects;
 #[cfg(feature = "operator")]
-pub use crate::operator::{
-    HandOverEvent, HandOverPlan, HandedOver, OperatorOptions, hand_over,
-};
+pub use crate::operator::{HandOverEvent, HandOverPlan, HandedOver, OperatorOptions, hand_over};

@@ -233,8 +233,8 @@ mod tests {
             selection: Selection::EncryptedRegex("^(data|stringData)$".to_owned()),
             ..EncryptOptions::default()
         };
-        let file = SopsFile::encrypt("secret.yaml", Format::Yaml, text.as_bytes(), &options)
-            .unwrap();
+        let file =
+            SopsFile::encrypt("secret.yaml", Format::Yaml, text.as_bytes(), &options).unwrap();
         String::from_utf8(file.to_bytes()).unwrap()
     }
 
@@ -290,7 +290,10 @@ mod tests {
         let two = SECRET.replace("  password:", "  user: admin\n  password:");
         let encrypted = encrypted(&identity, &two);
         let mut lines: Vec<&str> = encrypted.lines().collect();
-        let user = lines.iter().position(|l| l.starts_with("    user:")).unwrap();
+        let user = lines
+            .iter()
+            .position(|l| l.starts_with("    user:"))
+            .unwrap();
         lines.swap(user, user + 1);
         let manifest = loaded(&(lines.join("\n") + "\n"));
         let object = &manifest.objects()[0];
@@ -322,7 +325,10 @@ mod tests {
             none.prepare(&manifest.objects()[0]).unwrap_err(),
             "no age identity to decrypt it with"
         );
-        assert!(matches!(none.prepare(&loaded(SECRET).objects()[0]), Ok(None)));
+        assert!(matches!(
+            none.prepare(&loaded(SECRET).objects()[0]),
+            Ok(None)
+        ));
     }
 
     #[test]

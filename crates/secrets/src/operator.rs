@@ -204,9 +204,13 @@ pub async fn hand_over(
         "metadata": { "name": options.secret, "namespace": namespace },
         "data": { options.key.as_str(): STANDARD.encode(content.as_bytes()) },
     });
-    api.apply(secret, &body, &PatchParams::apply(&options.field_manager).force())
-        .await
-        .map_err(failed("apply", &secret_name))?;
+    api.apply(
+        secret,
+        &body,
+        &PatchParams::apply(&options.field_manager).force(),
+    )
+    .await
+    .map_err(failed("apply", &secret_name))?;
     done.secret_updated = true;
     progress(HandOverEvent::SecretUpdated {
         secret: &secret_name,
@@ -256,7 +260,11 @@ fn old_key_file(secret: &Value, key: &str, name: &str) -> Result<Zeroizing<Strin
         origin: format!("key `{key}` of {name}"),
         reason: reason.to_owned(),
     };
-    let bytes = Zeroizing::new(STANDARD.decode(encoded).map_err(|_| invalid("not base64"))?);
+    let bytes = Zeroizing::new(
+        STANDARD
+            .decode(encoded)
+            .map_err(|_| invalid("not base64"))?,
+    );
     let text = std::str::from_utf8(&bytes).map_err(|_| invalid("not text"))?;
     Ok(Zeroizing::new(text.to_owned()))
 }

@@ -102,7 +102,10 @@ async fn a_declined_hand_over_shows_the_plan_and_changes_nothing() {
     assert!(!done.secret_updated && !done.restarted && !done.rolled_out);
     assert!(events.is_empty(), "{events:?}");
     let after = secrets.get("sops-age-key").await.unwrap();
-    assert_eq!(after.metadata.resource_version, before.metadata.resource_version);
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
     let live = deployments.get("sops-secrets-operator").await.unwrap();
     let annotations = live.spec.unwrap().template.metadata.unwrap().annotations;
     assert!(annotations.is_none_or(|a| !a.contains_key("kubectl.kubernetes.io/restartedAt")));
