@@ -5,7 +5,8 @@ use std::time::Duration;
 use capstan_kube::Cause;
 use capstan_manifest::ObjectId;
 
-use crate::lock::LockHolder;
+use crate::holder::LockHolder;
+use crate::redact::Redactions;
 
 /// Why a deploy, prune, delete or query failed, as a whole or for one object.
 #[derive(Debug, thiserror::Error)]
@@ -236,7 +237,7 @@ pub enum Error {
 
 impl Error {
     /// The error with every secret value of its object masked in the server's message.
-    pub(crate) fn redacted(self, secrets: &crate::redact::Redactions) -> Self {
+    pub(crate) fn redacted(self, secrets: &Redactions) -> Self {
         match self {
             Self::Conflict { id, message } => Self::Conflict {
                 id,
@@ -277,3 +278,50 @@ impl Error {
 
 /// The result type of capstan-apply.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use capstan_manifest::ObjectId;
+
+    use super::Error;
+
+    #[test]
+    fn a_discovery_failure_shows_the_servers_answer_once() {
+        let status =
+            kube::core::Status::failure("the token is not valid", "Unauthorized").with_code(401);
+        let error = Error::from(capstan_kube::Error::Discovery(kube::Error::Api(Box::new(
+            status,
+        ))));
+        assert_eq!(
+            error.to_string(),
+            "cannot discover the server's API: 401 Unauthorized: the token is not valid"
+        );
+        assert!(std::error::Error::source(&error).is_none());
+    }
+
+    #[test]
+    fn refusals_name_the_option_that_lifts_them_not_a_flag() {
+        let conflict = Error::Conflict {
+            id: ObjectId::new("v1", "ConfigMap", Some("ns"), "c"),
+            message: "Apply failed with 1 conflict: conflict with \"kubectl\": .data.key".into(),
+        };
+        assert_eq!(
+            conflict.to_string(),
+            "ConfigMap ns/c: Apply failed with 1 conflict: conflict with \"kubectl\": \
+             .data.key (taking the fields over needs `Options::force_conflicts`; or remove them \
+             from the manifest)"
+        );
+        let empty = Error::EmptyManifest {
+            selector: "capstan.io/discriminator=x".into(),
+        };
+        assert_eq!(
+            empty.to_string(),
+            "refusing to prune with an empty manifest set without `Options::allow_empty`: every \
+             object labelled capstan.io/discriminator=x would be deleted (a failed render often \
+             looks like this)"
+        );
+        for error in [conflict, empty] {
+            assert!(std::error::Error::source(&error).is_none(), "{error}");
+        }
+    }
+}

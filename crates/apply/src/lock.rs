@@ -5,18 +5,18 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use capstan_kube::{Api, Backoff, poll_until, status_code};
 use capstan_manifest::Label;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Preconditions};
-use serde::{Serialize, Serializer};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
-use capstan_kube::{Api, Backoff, poll_until, status_code};
+use crate::holder::{LockHolder, whole_seconds};
 
 use self::lease::{
     OWNER_ANNOTATION, body, create_namespace, duration_of, expires_in, failure, failure_at, get,
@@ -74,23 +74,8 @@ impl LockRequest {
     }
 }
 
-/// Who holds a stage lock, as read from its Lease.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct LockHolder {
-    /// The holder's identity, such as `alice@laptop pid 4242`.
-    pub holder: String,
-    /// What it works on, such as `project/stage`; empty when the Lease does not say.
-    pub owner: String,
-    /// When it took the lock, RFC 3339 in UTC.
-    pub acquired: Option<String>,
-    /// How long until the lock expires unless the holder renews it, by this machine's clock;
-    /// `None` when the Lease records no renewal time or duration.
-    #[serde(rename = "expires_in_seconds", serialize_with = "seconds")]
-    pub expires_in: Option<Duration>,
-}
-
 impl LockHolder {
-    fn of(lease: &Lease, now: Timestamp) -> Self {
+    pub(crate) fn of(lease: &Lease, now: Timestamp) -> Self {
         let spec = lease.spec.as_ref();
         let owner = lease
             .metadata
@@ -107,26 +92,6 @@ impl LockHolder {
                 .map(|time| time.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
             expires_in: expires_in(lease, now),
         }
-    }
-}
-
-impl fmt::Display for LockHolder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`", self.holder)?;
-        if !self.owner.is_empty() {
-            write!(f, " for `{}`", self.owner)?;
-        }
-        if let Some(acquired) = &self.acquired {
-            write!(f, ", since {acquired}")?;
-        }
-        if let Some(expires_in) = self.expires_in {
-            write!(
-                f,
-                ", expiring in {} s unless renewed",
-                whole_seconds(expires_in)
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -540,14 +505,6 @@ fn taken_over(lease: &Lease) -> String {
         (holder, "") => format!("`{holder}` took it over"),
         (holder, owner) => format!("`{holder}` for `{owner}` took it over"),
     }
-}
-
-fn whole_seconds(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
-}
-
-fn seconds<S: Serializer>(duration: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
-    duration.map(whole_seconds).serialize(serializer)
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {

@@ -202,3 +202,74 @@ async fn lists_page_through_every_object() {
             == 3
     );
 }
+
+#[tokio::test]
+async fn a_request_the_server_drops_while_it_answers_others_fails_alone() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let api = Api::new(plane.client(User::Admin).unwrap());
+    let ns = plane.create_namespace("dropped").await.unwrap();
+    let catalog = Catalog::discover(&api).await.unwrap();
+    let services = catalog
+        .resolve("apiregistration.k8s.io", "v1", "APIService")
+        .unwrap();
+    let name = format!("v1alpha1.{ns}.example.com");
+    let target = Target {
+        resource: &services.api,
+        namespace: None,
+        name: &name,
+    };
+    let body = json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": name},
+        "spec": {"group": format!("{ns}.example.com"), "version": "v1alpha1",
+            "groupPriorityMinimum": 100, "versionPriority": 100,
+            "service": {"name": "api", "namespace": ns}}});
+    // The 1.20 apiserver panics on a dry-run apply of an APIService and drops the connection.
+    let dry_run = api
+        .apply(target, &body, &PatchParams::apply(MANAGER).dry_run())
+        .await;
+    if plane.version().starts_with("v1.20") {
+        let error = dry_run.unwrap_err().to_string();
+        assert!(
+            error.contains("the API server dropped this request 5 times while it answers others"),
+            "{error}"
+        );
+    }
+    let namespaces = catalog.resolve("", "v1", "Namespace").unwrap();
+    let own = Target {
+        resource: &namespaces.api,
+        namespace: None,
+        name: &ns,
+    };
+    assert!(
+        api.get(own).await.unwrap().is_some(),
+        "the breaker did not trip: later requests are still sent"
+    );
+}
+
+#[tokio::test]
+async fn a_body_the_schema_rejects_is_sent_once() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let api = Api::new(plane.client(User::Admin).unwrap());
+    let ns = plane.create_namespace("schema").await.unwrap();
+    let catalog = Catalog::discover(&api).await.unwrap();
+    let deployments = catalog.resolve("apps", "v1", "Deployment").unwrap();
+    let target = Target {
+        resource: &deployments.api,
+        namespace: Some(&ns),
+        name: "d",
+    };
+    let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": ns},
+        "spec": {"replicas": "three", "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]}}}});
+    let before = api.requests();
+    let error = api
+        .apply(target, &body, &PatchParams::apply(MANAGER).dry_run())
+        .await
+        .unwrap_err();
+    assert_eq!(api.requests() - before, 1, "not retried: {error}");
+    // 1.20 answers a server-side apply that does not fit the schema with a 500.
+    let code = capstan_kube::status_code(&error).unwrap();
+    assert!(code == 500 || (400..500).contains(&code), "{error}");
+}
