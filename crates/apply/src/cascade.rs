@@ -5,13 +5,13 @@
 
 use std::collections::HashSet;
 
+use capstan_kube::{Catalog, MetaItem, Resource};
 use capstan_manifest::ObjectId;
 use futures::{StreamExt as _, stream};
 
-use crate::api::MetaItem;
-use crate::catalog::{Catalog, Resource};
-use crate::deployer::Deployer;
-use crate::prune::{Keep, Owned, SCAN_PARALLEL};
+use crate::context::Context;
+use crate::scan::SCAN_PARALLEL;
+use crate::vocab::{Keep, Owned};
 
 /// How many of the objects that hold a Namespace or CRD back a [`Keep`] names.
 const NAMED: usize = 5;
@@ -23,133 +23,128 @@ const NAMESPACE_FURNITURE: [(&str, &str); 2] = [
     ("ConfigMap", "kube-root-ca.crt"),
 ];
 
-impl Deployer {
-    /// Keeps each Namespace and CRD about to be deleted whose deletion would take along
-    /// objects that are not in `owned` with a delete verdict too, unless
-    /// [`Options::force_cascade`](crate::Options::force_cascade).
-    pub(crate) async fn guard_cascades(&self, catalog: &Catalog, owned: &mut [Owned]) {
-        if self.options.force_cascade {
-            return;
-        }
-        let going: HashSet<String> = owned
-            .iter()
-            .filter(|o| o.will_delete())
-            .map(|o| o.uid.clone())
-            .collect();
-        let going = &going;
-        let candidates: Vec<usize> = (0..owned.len())
-            .filter(|&i| {
-                owned[i].will_delete() && (owned[i].id.is_namespace() || owned[i].id.is_crd())
-            })
-            .collect();
-        let owned_ref = &*owned;
-        let verdicts: Vec<(usize, Option<Keep>)> = stream::iter(candidates)
-            .map(|index| async move {
-                let id = &owned_ref[index].id;
-                let keep = if id.is_namespace() {
-                    self.namespace_verdict(catalog, id.name(), owned_ref, going)
-                        .await
-                } else {
-                    self.definition_verdict(catalog, id.name(), going).await
-                };
-                (index, keep)
-            })
-            .buffer_unordered(SCAN_PARALLEL)
-            .collect()
-            .await;
-        for (index, keep) in verdicts {
-            owned[index].keep = keep;
-        }
+/// Keeps each Namespace and CRD about to be deleted whose deletion would take along
+/// objects that are not in `owned` with a delete verdict too, unless
+/// [`Options::force_cascade`](crate::Options::force_cascade).
+pub(crate) async fn guard_cascades(cx: &Context, catalog: &Catalog, owned: &mut [Owned]) {
+    if cx.options.force_cascade {
+        return;
     }
-
-    /// Lists every namespaced type in the namespace and keeps it if anything there stays.
-    async fn namespace_verdict(
-        &self,
-        catalog: &Catalog,
-        namespace: &str,
-        owned: &[Owned],
-        going: &HashSet<String>,
-    ) -> Option<Keep> {
-        let resources: Vec<&Resource> = catalog
-            .deletable()
-            .filter(|r| r.namespaced && r.api.plural != "events")
-            .collect();
-        let lists: Vec<Result<Vec<(ObjectId, MetaItem)>, String>> = stream::iter(resources)
-            .map(|resource| self.contents(resource, Some(namespace)))
-            .buffer_unordered(SCAN_PARALLEL)
-            .collect()
-            .await;
-        let mut contents = Vec::new();
-        for list in lists {
-            match list {
-                Ok(items) => contents.extend(items),
-                Err(message) => return Some(Keep::Unverified(message)),
-            }
-        }
-        // Endpoints carry no ownerReferences: they go with the Service of the same name.
-        let services: HashSet<&str> = owned
-            .iter()
-            .filter(|o| o.will_delete() && o.id.group().is_empty() && o.id.kind() == "Service")
-            .filter(|o| o.id.namespace() == Some(namespace))
-            .map(|o| o.id.name())
-            .collect();
-        let staying = staying(contents, going, |id, _| {
-            let kind = id.kind();
-            let core = id.group().is_empty();
-            (core && NAMESPACE_FURNITURE.contains(&(kind, id.name())))
-                || (core && kind == "Endpoints" && services.contains(id.name()))
-        });
-        holds(staying, |holds, more| Keep::NamespaceNotEmpty {
-            holds,
-            more,
+    let going: HashSet<String> = owned
+        .iter()
+        .filter(|o| o.will_delete())
+        .map(|o| o.uid.clone())
+        .collect();
+    let going = &going;
+    let candidates: Vec<usize> = (0..owned.len())
+        .filter(|&i| owned[i].will_delete() && (owned[i].id.is_namespace() || owned[i].id.is_crd()))
+        .collect();
+    let owned_ref = &*owned;
+    let verdicts: Vec<(usize, Option<Keep>)> = stream::iter(candidates)
+        .map(|index| async move {
+            let id = &owned_ref[index].id;
+            let keep = if id.is_namespace() {
+                namespace_verdict(cx, catalog, id.name(), owned_ref, going).await
+            } else {
+                definition_verdict(cx, catalog, id.name(), going).await
+            };
+            (index, keep)
         })
+        .buffer_unordered(SCAN_PARALLEL)
+        .collect()
+        .await;
+    for (index, keep) in verdicts {
+        owned[index].keep = keep;
     }
+}
 
-    /// Lists the definition's custom resources across the cluster and keeps it if any stays.
-    async fn definition_verdict(
-        &self,
-        catalog: &Catalog,
-        name: &str,
-        going: &HashSet<String>,
-    ) -> Option<Keep> {
-        let (plural, group) = name.split_once('.')?;
-        // Not served (yet, or any more): there is nothing of its kinds to take along.
-        let resource = catalog.by_plural(group, plural)?;
-        match self.contents(resource, None).await {
-            Ok(items) => holds(staying(items, going, |_, _| false), |holds, more| {
-                Keep::DefinitionInUse { holds, more }
-            }),
-            Err(message) => Some(Keep::Unverified(message)),
+/// Lists every namespaced type in the namespace and keeps it if anything there stays.
+async fn namespace_verdict(
+    cx: &Context,
+    catalog: &Catalog,
+    namespace: &str,
+    owned: &[Owned],
+    going: &HashSet<String>,
+) -> Option<Keep> {
+    let resources: Vec<&Resource> = catalog
+        .deletable()
+        .filter(|r| r.namespaced && r.api.plural != "events")
+        .collect();
+    let lists: Vec<Result<Vec<(ObjectId, MetaItem)>, String>> = stream::iter(resources)
+        .map(|resource| contents(cx, resource, Some(namespace)))
+        .buffer_unordered(SCAN_PARALLEL)
+        .collect()
+        .await;
+    let mut contents = Vec::new();
+    for list in lists {
+        match list {
+            Ok(items) => contents.extend(items),
+            Err(message) => return Some(Keep::Unverified(message)),
         }
     }
+    // Endpoints carry no ownerReferences: they go with the Service of the same name.
+    let services: HashSet<&str> = owned
+        .iter()
+        .filter(|o| o.will_delete() && o.id.group().is_empty() && o.id.kind() == "Service")
+        .filter(|o| o.id.namespace() == Some(namespace))
+        .map(|o| o.id.name())
+        .collect();
+    let staying = staying(contents, going, |id, _| {
+        let kind = id.kind();
+        let core = id.group().is_empty();
+        (core && NAMESPACE_FURNITURE.contains(&(kind, id.name())))
+            || (core && kind == "Endpoints" && services.contains(id.name()))
+    });
+    holds(staying, |holds, more| Keep::NamespaceNotEmpty {
+        holds,
+        more,
+    })
+}
 
-    /// Every object of a type (in one namespace, or all), unselected.
-    async fn contents(
-        &self,
-        resource: &Resource,
-        namespace: Option<&str>,
-    ) -> Result<Vec<(ObjectId, MetaItem)>, String> {
-        match self.api.list_metadata(&resource.api, namespace, None).await {
-            Ok(items) => Ok(items
-                .into_iter()
-                .map(|item| {
-                    let id = ObjectId::new(
-                        &resource.api.api_version,
-                        &resource.api.kind,
-                        item.metadata.namespace.as_deref(),
-                        item.metadata.name.as_deref().unwrap_or_default(),
-                    );
-                    (id, item)
-                })
-                .collect()),
-            Err(error) if matches!(crate::api::status_code(&error), Some(404 | 405)) => {
-                Ok(Vec::new())
-            }
-            Err(error) => Err(format!(
-                "cannot list {} to see what deleting it would take along: {error}",
-                resource.describe()
-            )),
+/// Lists the definition's custom resources across the cluster and keeps it if any stays.
+async fn definition_verdict(
+    cx: &Context,
+    catalog: &Catalog,
+    name: &str,
+    going: &HashSet<String>,
+) -> Option<Keep> {
+    let (plural, group) = name.split_once('.')?;
+    // Not served (yet, or any more): there is nothing of its kinds to take along.
+    let resource = catalog.by_plural(group, plural)?;
+    match contents(cx, resource, None).await {
+        Ok(items) => holds(staying(items, going, |_, _| false), |holds, more| {
+            Keep::DefinitionInUse { holds, more }
+        }),
+        Err(message) => Some(Keep::Unverified(message)),
+    }
+}
+
+/// Every object of a type (in one namespace, or all), unselected.
+async fn contents(
+    cx: &Context,
+    resource: &Resource,
+    namespace: Option<&str>,
+) -> Result<Vec<(ObjectId, MetaItem)>, String> {
+    match cx.api.list_metadata(&resource.api, namespace, None).await {
+        Ok(items) => Ok(items
+            .into_iter()
+            .map(|item| {
+                let id = ObjectId::new(
+                    &resource.api.api_version,
+                    &resource.api.kind,
+                    item.metadata.namespace.as_deref(),
+                    item.metadata.name.as_deref().unwrap_or_default(),
+                );
+                (id, item)
+            })
+            .collect()),
+        Err(error) if matches!(capstan_kube::status_code(&error), Some(404 | 405)) => {
+            Ok(Vec::new())
         }
+        Err(error) => Err(format!(
+            "cannot list {} to see what deleting it would take along: {error}",
+            resource.describe()
+        )),
     }
 }
 

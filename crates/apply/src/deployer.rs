@@ -1,25 +1,23 @@
 //! The entry point: a [`Deployer`] plans, applies, prunes, deletes and reports.
 
+use capstan_kube::{Api, Catalog};
 use capstan_manifest::{Manifest, ObjectId};
 use kube::Client;
 
-use crate::api::Api;
-use crate::apply::Outcome;
-use crate::catalog::Catalog;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::health::ObjectStatus;
 use crate::lock::StageLock;
-use crate::options::{Options, Progress};
-use crate::plan::{Action, Plan};
-use crate::prune::{Blind, Deletion, Owned};
+use crate::options::Options;
+use crate::planned::Plan;
+use crate::vocab::{Action, Blind, Deletion, Health, ObjectStatus, Outcome, Owned, Progress};
+use crate::{cascade, health, plan, prune, scan, write};
 
 /// Deploys manifests to one cluster and answers what a discriminator owns there.
 ///
 /// Every method reports through a [`Progress`] callback and returns typed results; none
 /// prints, and confirmation is the caller's (see [`Deployer::deploy`]).
 pub struct Deployer {
-    pub(crate) api: Api,
-    pub(crate) options: Options,
+    cx: Context,
     /// The stage lock this deployer works under, checked before every write and delete.
     lock: Option<StageLock>,
 }
@@ -98,10 +96,7 @@ impl Deployment<'_> {
                 Some(Ok(deletions)) => deletions.iter().all(|d| d.result.is_ok()),
                 Some(Err(_)) => false,
             }
-            && self
-                .health
-                .iter()
-                .all(|s| s.health == crate::health::Health::Ready)
+            && self.health.iter().all(|s| s.health == Health::Ready)
     }
 }
 
@@ -109,8 +104,10 @@ impl Deployer {
     /// A deployer talking to the cluster of `client`.
     pub fn new(client: Client, options: Options) -> Self {
         Self {
-            api: Api::new(client),
-            options,
+            cx: Context {
+                api: Api::new(client),
+                options,
+            },
             lock: None,
         }
     }
@@ -141,7 +138,7 @@ impl Deployer {
 
     /// API requests this deployer has made so far, retries included.
     pub fn requests(&self) -> usize {
-        self.api.requests()
+        self.cx.api.requests()
     }
 
     /// Plans the manifests: for each object, create, update (with a diff) or unchanged, and,
@@ -160,7 +157,7 @@ impl Deployer {
         prune: bool,
         progress: Progress<'_>,
     ) -> Result<Plan<'m>> {
-        self.make_plan(manifest, prune, progress).await
+        plan::plan(&self.cx, manifest, prune, progress).await
     }
 
     /// Applies a plan's creates and updates, wave by wave; returns one outcome per object.
@@ -174,8 +171,8 @@ impl Deployer {
             return Err(Error::Unplannable { count });
         }
         self.holds_lock()?;
-        self.api.reset();
-        Ok(self.write(plan, progress).await)
+        self.cx.api.reset();
+        Ok(write::write(&self.cx, plan, progress).await)
     }
 
     /// Deletes a plan's orphans (those the guards allow), after a successful apply.
@@ -205,13 +202,13 @@ impl Deployer {
             .orphans
             .as_deref()
             .ok_or(Error::NoDiscriminator { operation: "prune" })?;
-        if plan.empty && !self.options.allow_empty {
+        if plan.empty && !self.cx.options.allow_empty {
             return Err(Error::EmptyManifest {
                 selector: plan.selector.clone().unwrap_or_default(),
             });
         }
         self.holds_lock()?;
-        Ok(self.delete_owned(orphans, progress).await)
+        Ok(prune::delete(&self.cx, orphans, progress).await)
     }
 
     /// The whole deploy: plan, ask `confirm` when anything would change, apply, prune and wait,
@@ -231,12 +228,12 @@ impl Deployer {
         progress: Progress<'_>,
         confirm: &mut dyn FnMut(&Plan<'m>) -> bool,
     ) -> Result<Deployment<'m>> {
-        let start = self.api.requests();
+        let start = self.cx.api.requests();
         if request.prune {
             let label = manifest
                 .label()
                 .ok_or(Error::NoDiscriminator { operation: "prune" })?;
-            if manifest.is_empty() && !self.options.allow_empty {
+            if manifest.is_empty() && !self.cx.options.allow_empty {
                 return Err(Error::EmptyManifest {
                     selector: label.selector(),
                 });
@@ -249,14 +246,14 @@ impl Deployer {
                 outcomes: Vec::new(),
                 prune: None,
                 health: Vec::new(),
-                requests: self.api.requests() - start,
+                requests: self.cx.api.requests() - start,
             });
         }
         if plan.has_changes() && !confirm(&plan) {
             return Err(Error::NotConfirmed);
         }
         self.holds_lock()?;
-        let outcomes = self.write(&mut plan, progress).await;
+        let outcomes = write::write(&self.cx, &mut plan, progress).await;
         let prune = match request.prune {
             true => Some(self.prune(&plan, &outcomes, progress).await),
             false => None,
@@ -268,7 +265,7 @@ impl Deployer {
                     .filter(|o| o.action != Action::Unchanged)
                     .map(|o| o.id.clone())
                     .collect();
-                self.wait_ready(&plan.catalog, manifest, label, &written, progress)
+                health::wait_ready(&self.cx, &plan.catalog, manifest, label, &written, progress)
                     .await?
             }
             _ => Vec::new(),
@@ -278,7 +275,7 @@ impl Deployer {
             outcomes,
             prune,
             health,
-            requests: self.api.requests() - start,
+            requests: self.cx.api.requests() - start,
         })
     }
 
@@ -294,19 +291,19 @@ impl Deployer {
         let label = manifest.label().ok_or(Error::NoDiscriminator {
             operation: "delete",
         })?;
-        self.api.reset();
-        let catalog = Catalog::discover(&self.api).await?;
+        self.cx.api.reset();
+        let catalog = Catalog::discover(&self.cx.api).await?;
         let mut namespaces: Vec<String> = manifest
             .iter()
             .filter_map(|o| o.id().namespace().map(str::to_owned))
             .collect();
         namespaces.sort();
         namespaces.dedup();
-        let mut scan = self.scan(&catalog, label, &namespaces, progress).await?;
-        if let Some(selection) = &self.options.selection {
+        let mut scan = scan::scan(&self.cx, &catalog, label, &namespaces, progress).await?;
+        if let Some(selection) = &self.cx.options.selection {
             scan.owned.retain(|o| selection.matches(&o.id, &o.labels));
         }
-        self.guard_cascades(&catalog, &mut scan.owned).await;
+        cascade::guard_cascades(&self.cx, &catalog, &mut scan.owned).await;
         Ok(Inventory {
             objects: scan.owned,
             blind: scan.blind,
@@ -321,8 +318,8 @@ impl Deployer {
     /// [`Error::LockLost`] when the deployer's lock is no longer held: nothing is deleted.
     pub async fn delete(&self, owned: &[Owned], progress: Progress<'_>) -> Result<Vec<Deletion>> {
         self.holds_lock()?;
-        self.api.reset();
-        Ok(self.delete_owned(owned, progress).await)
+        self.cx.api.reset();
+        Ok(prune::delete(&self.cx, owned, progress).await)
     }
 
     /// The health of every object of the manifests on the server.
@@ -335,9 +332,8 @@ impl Deployer {
         let label = manifest.label().ok_or(Error::NoDiscriminator {
             operation: "status",
         })?;
-        self.api.reset();
-        let catalog =
-            Catalog::discover_only(&self.api, &crate::plan::group_versions(manifest)).await?;
-        self.health(&catalog, manifest, label, None).await
+        self.cx.api.reset();
+        let catalog = Catalog::discover_for(&self.cx.api, manifest).await?;
+        health::health(&self.cx, &catalog, manifest, label, None).await
     }
 }

@@ -4,8 +4,8 @@ use serde::Serialize;
 use serde_json::Value;
 use similar::TextDiff;
 
-use crate::normalize::{ValuePath, hide_hash, mask, normalize};
-use crate::redact::Redactions;
+use crate::normalize::{hide_hash, mask, normalize};
+use crate::redact::{Redactions, ValuePath};
 
 /// An object's live state and its planned state, normalised, with every secret value masked.
 ///

@@ -54,41 +54,62 @@
 //! kinds the manifests use; and it does not run at all with an empty manifest set (unless
 //! [`Options::allow_empty`]), without a discriminator, or after a failed apply.
 //!
+//! # Modules
+//!
+//! The Kubernetes layer (API wrapper, discovery, readiness, waits) is `capstan-kube`'s. Here,
+//! from the bottom up, each module using only those above it:
+//!
+//! - `redact` (secret values, [`ValuePath`]) and `holder` ([`LockHolder`]);
+//! - `error`; `vocab`, the types of results and events, without logic; `progress`, events in
+//!   `capstan-kube`'s progress words;
+//! - `normalize`, `diff`, `proof` (the content hash), `options`, `ownership`;
+//! - `planned` ([`Plan`], [`Planned`]) and `context`, what every stage works with;
+//! - the stages: `check` and `live` (settling objects with the server), `scan` and `cascade`
+//!   (what the discriminator owns, and the guards), `plan`, `write`, `prune` (deleting) and
+//!   `health`; `lock` (the stage lock) beside them;
+//! - `deployer`, the facade: [`Deployer`] holds the context and calls the stages.
+//!
 //! [`kube::Client`]: https://docs.rs/kube/latest/kube/struct.Client.html
 
 // Errors carry the object's identity and the server's message, so they are large; they are
 // also rare and off every hot path, and boxing them would only make matching clumsier.
 #![allow(clippy::result_large_err)]
 
-mod api;
-mod apply;
 mod cascade;
-mod catalog;
 mod check;
+mod context;
 mod deployer;
 mod diff;
 mod error;
 mod health;
+mod holder;
 mod live;
 mod lock;
 mod normalize;
 mod options;
 mod ownership;
 mod plan;
+mod planned;
+mod progress;
 mod proof;
 mod prune;
 mod redact;
+mod scan;
+mod vocab;
+mod write;
 
 pub use crate::{
-    apply::Outcome,
     deployer::{DeployRequest, Deployer, Deployment, Inventory},
     diff::Diff,
     error::{Error, Result},
-    health::{Health, ObjectStatus},
-    lock::{LockHolder, LockRequest, StageLock, default_holder},
-    normalize::{HASH_ANNOTATION, STAMP_PREFIX, ValuePath},
-    options::{Event, Options, Prepare, Prepared, Progress},
-    ownership::OWNER_ANNOTATION,
-    plan::{Action, Plan, Planned},
-    prune::{Blind, Deletion, Keep, Orphan, Owned, Removal, SKIP_DELETE_ANNOTATION},
+    holder::LockHolder,
+    lock::{LockRequest, StageLock, default_holder},
+    options::{Options, Prepare, Prepared},
+    planned::{Plan, Planned},
+    redact::ValuePath,
+    vocab::{
+        Action, Blind, Deletion, Event, HASH_ANNOTATION, Health, Keep, OWNER_ANNOTATION,
+        ObjectStatus, Orphan, Outcome, Owned, Progress, Removal, SKIP_DELETE_ANNOTATION,
+        STAMP_PREFIX,
+    },
 };

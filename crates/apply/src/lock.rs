@@ -5,18 +5,18 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use capstan_kube::{Api, Backoff, poll_until, status_code};
 use capstan_manifest::Label;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Preconditions};
-use serde::{Serialize, Serializer};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::task::JoinHandle;
 
-use crate::api::{Api, status_code};
 use crate::error::{Error, Result};
+use crate::holder::{LockHolder, whole_seconds};
 
 use self::lease::{
     OWNER_ANNOTATION, body, create_namespace, duration_of, expires_in, failure, failure_at, get,
@@ -74,23 +74,8 @@ impl LockRequest {
     }
 }
 
-/// Who holds a stage lock, as read from its Lease.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct LockHolder {
-    /// The holder's identity, such as `alice@laptop pid 4242`.
-    pub holder: String,
-    /// What it works on, such as `project/stage`; empty when the Lease does not say.
-    pub owner: String,
-    /// When it took the lock, RFC 3339 in UTC.
-    pub acquired: Option<String>,
-    /// How long until the lock expires unless the holder renews it, by this machine's clock;
-    /// `None` when the Lease records no renewal time or duration.
-    #[serde(rename = "expires_in_seconds", serialize_with = "seconds")]
-    pub expires_in: Option<Duration>,
-}
-
 impl LockHolder {
-    fn of(lease: &Lease, now: Timestamp) -> Self {
+    pub(crate) fn of(lease: &Lease, now: Timestamp) -> Self {
         let spec = lease.spec.as_ref();
         let owner = lease
             .metadata
@@ -107,26 +92,6 @@ impl LockHolder {
                 .map(|time| time.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
             expires_in: expires_in(lease, now),
         }
-    }
-}
-
-impl fmt::Display for LockHolder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`", self.holder)?;
-        if !self.owner.is_empty() {
-            write!(f, " for `{}`", self.owner)?;
-        }
-        if let Some(acquired) = &self.acquired {
-            write!(f, ", since {acquired}")?;
-        }
-        if let Some(expires_in) = self.expires_in {
-            write!(
-                f,
-                ", expiring in {} s unless renewed",
-                whole_seconds(expires_in)
-            )?;
-        }
-        Ok(())
     }
 }
 
@@ -222,66 +187,76 @@ impl StageLock {
         let mut told: Option<String> = None;
         let mut observed: Option<(String, Instant)> = None;
         let mut namespace_made = false;
-        loop {
-            let now = micro_now();
-            match send::<Lease>(&api, &request, |r| {
-                r.create(&post(), body(&request, now, None))
-            })
-            .await
-            {
-                Ok(lease) => return Ok(Self::start(api, request, now, lease)),
-                Err(error) if status_code(&error) == Some(409) => {}
-                Err(error) if status_code(&error) == Some(404) && !namespace_made => {
-                    create_namespace(&api, &request).await?;
-                    namespace_made = true;
-                    continue;
-                }
-                Err(error) => return Err(failure(&request, "create", error)),
-            }
-            let Some(lease) = read(&api, &request).await? else {
-                continue;
-            };
-            if is_ours(&lease, &request.holder, now) {
-                // A create whose answer was lost and that the retry found in place.
-                return Ok(Self::start(api, request, now, lease));
-            }
-            let version = lease.metadata.resource_version.clone().unwrap_or_default();
-            let unchanged_since = match &observed {
-                Some((seen, since)) if *seen == version => *since,
-                _ => observed.insert((version, Instant::now())).1,
-            };
-            let holder = LockHolder::of(&lease, Timestamp::now());
-            let stale = unchanged_since.elapsed() >= duration_of(&lease).unwrap_or(request.lease);
-            if holder.holder.is_empty() || holder.expires_in == Some(Duration::ZERO) || stale {
+        let mut holder = None;
+        let deadline = started + request.wait.unwrap_or_default();
+        let taken = poll_until(deadline, Backoff::fixed(POLL), async || {
+            // Races (a namespace just made, a Lease just gone or just taken) are looked at
+            // again at once; only a live holder is waited for.
+            loop {
                 let now = micro_now();
-                let taken = body(&request, now, Some(lease));
-                let name = request.name.clone();
-                match send::<Lease>(&api, &request, |r| r.replace(&name, &post(), taken.clone()))
-                    .await
+                match send::<Lease>(&api, &request, |r| {
+                    r.create(&post(), body(&request, now, None))
+                })
+                .await
                 {
-                    Ok(lease) => return Ok(Self::start(api, request, now, lease)),
-                    // Another run was quicker, or the holder released it: look again.
-                    Err(error) if matches!(status_code(&error), Some(404 | 409)) => continue,
-                    Err(error) => return Err(failure(&request, "take over", error)),
+                    Ok(lease) => return Ok(Some((now, lease))),
+                    Err(error) if status_code(&error) == Some(409) => {}
+                    Err(error) if status_code(&error) == Some(404) && !namespace_made => {
+                        create_namespace(&api, &request).await?;
+                        namespace_made = true;
+                        continue;
+                    }
+                    Err(error) => return Err(failure(&request, "create", error)),
                 }
-            }
-            let waited = started.elapsed();
-            let left = match request.wait {
-                Some(limit) if waited < limit => limit - waited,
-                wait => {
-                    return Err(Error::Locked {
-                        namespace: request.namespace,
-                        name: request.name,
-                        holder,
-                        waited: wait.map(|_| waited),
-                    });
+                let Some(lease) = read(&api, &request).await? else {
+                    continue;
+                };
+                if is_ours(&lease, &request.holder, now) {
+                    // A create whose answer was lost and that the retry found in place.
+                    return Ok(Some((now, lease)));
                 }
-            };
-            if told.as_deref() != Some(holder.holder.as_str()) {
-                on_wait(&holder);
-                told = Some(holder.holder);
+                let version = lease.metadata.resource_version.clone().unwrap_or_default();
+                let unchanged_since = match &observed {
+                    Some((seen, since)) if *seen == version => *since,
+                    _ => observed.insert((version, Instant::now())).1,
+                };
+                let current = LockHolder::of(&lease, Timestamp::now());
+                let stale =
+                    unchanged_since.elapsed() >= duration_of(&lease).unwrap_or(request.lease);
+                if current.holder.is_empty() || current.expires_in == Some(Duration::ZERO) || stale
+                {
+                    let now = micro_now();
+                    let taken = body(&request, now, Some(lease));
+                    let name = request.name.clone();
+                    match send::<Lease>(&api, &request, |r| {
+                        r.replace(&name, &post(), taken.clone())
+                    })
+                    .await
+                    {
+                        Ok(lease) => return Ok(Some((now, lease))),
+                        // Another run was quicker, or the holder released it: look again.
+                        Err(error) if matches!(status_code(&error), Some(404 | 409)) => continue,
+                        Err(error) => return Err(failure(&request, "take over", error)),
+                    }
+                }
+                let waiting = request.wait.is_some_and(|limit| started.elapsed() < limit);
+                if waiting && told.as_deref() != Some(current.holder.as_str()) {
+                    on_wait(&current);
+                    told = Some(current.holder.clone());
+                }
+                holder = Some(current);
+                return Ok(None);
             }
-            tokio::time::sleep(POLL.min(left)).await;
+        })
+        .await?;
+        match (taken, holder) {
+            (Some((acquired, lease)), _) => Ok(Self::start(api, request, acquired, lease)),
+            (None, holder) => Err(Error::Locked {
+                waited: request.wait.map(|_| started.elapsed()),
+                namespace: request.namespace,
+                name: request.name,
+                holder: holder.expect("a wait that timed out saw a holder"),
+            }),
         }
     }
 
@@ -530,14 +505,6 @@ fn taken_over(lease: &Lease) -> String {
         (holder, "") => format!("`{holder}` took it over"),
         (holder, owner) => format!("`{holder}` for `{owner}` took it over"),
     }
-}
-
-fn whole_seconds(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
-}
-
-fn seconds<S: Serializer>(duration: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
-    duration.map(whole_seconds).serialize(serializer)
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {

@@ -3,12 +3,8 @@
 
 use serde_json::{Map, Value};
 
-/// The annotation holding the hash of the manifest an object was last applied from.
-pub const HASH_ANNOTATION: &str = "capstan.io/content-hash";
-
-/// Annotations with this prefix record the run that wrote an object (commit, time); they change
-/// on every write and say nothing about the object's desired state.
-pub const STAMP_PREFIX: &str = "capstan.io/deployed-";
+use crate::redact::{ValuePath, is_secret};
+use crate::vocab::{HASH_ANNOTATION, STAMP_PREFIX};
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
@@ -52,9 +48,6 @@ pub(crate) fn hide_hash(object: &mut Value) {
     }
 }
 
-/// A path to a value inside an object, one key or array index per step.
-pub type ValuePath = Vec<String>;
-
 const MASK: &str = "***";
 
 /// Replaces secret values in both states by markers that still tell which values were added,
@@ -62,7 +55,7 @@ const MASK: &str = "***";
 /// were SOPS-encrypted in the manifest).
 pub(crate) fn mask(before: Option<&mut Value>, after: &mut Value, paths: &[ValuePath]) {
     let mut all: Vec<ValuePath> = paths.to_vec();
-    if crate::redact::is_secret(after) {
+    if is_secret(after) {
         for field in ["data", "stringData"] {
             for state in [Some(&*after), before.as_deref()].into_iter().flatten() {
                 match state.get(field) {

@@ -1,15 +1,14 @@
-//! How a [`Deployer`](crate::Deployer) works, and what it reports while it does.
+//! How a [`Deployer`](crate::Deployer) works.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use capstan_manifest::{Object, ObjectId, Selection};
+use capstan_manifest::{Object, Selection};
 use serde_json::Value;
 
-use crate::normalize::ValuePath;
-use crate::plan::Action;
+use crate::redact::ValuePath;
 
 /// Options of a [`Deployer`](crate::Deployer). Start from [`Options::default`] and set fields.
 #[derive(Clone)]
@@ -120,67 +119,3 @@ pub trait Prepare: Send + Sync {
     /// then reported as failed and nothing is written.
     fn prepare(&self, object: &Object) -> Result<Option<Prepared>, String>;
 }
-
-/// What a [`Deployer`](crate::Deployer) reports while it works.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Event<'a> {
-    /// The server's API was discovered.
-    Discovered {
-        /// How many resource types it serves.
-        resources: usize,
-    },
-    /// Planning needs a dry run for this many objects (the rest were settled from metadata).
-    Checking {
-        /// How many objects.
-        total: usize,
-    },
-    /// One more object was planned.
-    Checked {
-        /// The object.
-        id: &'a ObjectId,
-    },
-    /// A wave of writes starts.
-    Wave {
-        /// The number of the wave, from 1.
-        index: usize,
-        /// Objects it writes.
-        writes: usize,
-    },
-    /// An object was written, or failed.
-    Applied {
-        /// The object.
-        id: &'a ObjectId,
-        /// What was done.
-        action: Action,
-        /// Whether it succeeded.
-        ok: bool,
-    },
-    /// Waiting for CustomResourceDefinitions to be Established.
-    Establishing {
-        /// How many.
-        count: usize,
-    },
-    /// Looking for objects the discriminator owns across this many resource types.
-    Scanning {
-        /// How many types.
-        resources: usize,
-    },
-    /// An object was deleted, or failed to be.
-    Deleted {
-        /// The object.
-        id: &'a ObjectId,
-        /// Whether it succeeded.
-        ok: bool,
-    },
-    /// Waiting for readiness: this many of the objects are ready.
-    Ready {
-        /// Ready objects.
-        ready: usize,
-        /// All objects waited for.
-        total: usize,
-    },
-}
-
-/// A progress callback; it is called from the deploying task, never concurrently.
-pub type Progress<'a> = &'a (dyn Fn(Event<'_>) + Send + Sync);

@@ -11,10 +11,7 @@ use capstan_manifest::Label;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::options::Options;
-use crate::prune::Keep;
-
-/// The annotation recording which `project/stage` wrote an object.
-pub const OWNER_ANNOTATION: &str = "capstan.io/owner";
+use crate::vocab::{Keep, OWNER_ANNOTATION};
 
 /// The label selector for the stage's objects: its discriminator, and the value an earlier
 /// default gave it, so objects written before the change are found and relabelled.
@@ -71,7 +68,8 @@ mod tests {
     use capstan_manifest::Label;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-    use super::{OWNER_ANNOTATION, selector, verdict};
+    use super::{selector, verdict};
+    use crate::vocab::OWNER_ANNOTATION;
     use crate::{Keep, Options};
 
     fn meta(owner: Option<&str>, value: &str) -> ObjectMeta {

@@ -2,466 +2,278 @@
 
 use std::collections::{HashMap, HashSet};
 
-use capstan_manifest::{Manifest, Object, ObjectId};
+use capstan_manifest::{Label, Manifest, Object, ObjectId};
 use futures::{StreamExt as _, stream};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::Target;
-use crate::catalog::{Catalog, Resource};
-use crate::check::Check;
-use crate::deployer::Deployer;
-use crate::diff::Diff;
+use capstan_kube::Catalog;
+
+use crate::cascade::guard_cascades;
+use crate::check::{self, Check};
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::normalize::{HASH_ANNOTATION, ValuePath, annotate};
-use crate::options::{Event, Progress};
-use crate::ownership::OWNER_ANNOTATION;
+use crate::live::{absent, check_namespaces, labelled};
+use crate::planned::{Plan, Planned, key};
 use crate::proof::{content_hash, proves_unchanged};
-use crate::prune::{Blind, Orphan};
-use crate::redact::Redactions;
+use crate::redact::{Redactions, ValuePath};
+use crate::scan::{Scan, scan};
+use crate::vocab::{Action, Blind, Event, Keep, Progress};
 
-/// What applying an object does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Action {
-    /// The object does not exist yet.
-    Create,
-    /// The object exists and applying changes it.
-    Update,
-    /// The object exists, but capstan never applied it: applying takes it over (only with
-    /// [`Options::adopt`](crate::Options::adopt)), after which the stage's prune and delete
-    /// go for it too.
-    Adopt,
-    /// Applying would change nothing; it is not written.
-    Unchanged,
-}
-
-/// The plan for one object.
-pub struct Planned<'m> {
-    pub(crate) object: &'m Object,
-    pub(crate) resource: Option<Resource>,
-    pub(crate) namespace: Option<String>,
-    pub(crate) action: Action,
-    pub(crate) diff: Option<Diff>,
-    pub(crate) uid: Option<String>,
-    pub(crate) verified: bool,
-    /// Waits for a CRD or Namespace that the same run creates: planned as a create.
-    pub(crate) pending: bool,
-    pub(crate) error: Option<Error>,
-    pub(crate) body: Value,
-    pub(crate) masked: Vec<ValuePath>,
-    /// The field managers of the live object, when it was read.
-    pub(crate) owners: Vec<String>,
-    /// Secret values of the body, kept out of every message and diff.
-    pub(crate) secrets: Redactions,
-}
-
-// By hand, so the body (which may hold decrypted secrets) never reaches a log.
-impl std::fmt::Debug for Planned<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Planned")
-            .field("id", self.id())
-            .field("action", &self.action)
-            .field("verified", &self.verified)
-            .field("pending", &self.pending)
-            .field("uid", &self.uid)
-            .field("error", &self.error)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Planned<'_> {
-    /// The object.
-    pub fn id(&self) -> &ObjectId {
-        self.object.id()
-    }
-
-    /// What applying it does.
-    pub fn action(&self) -> Action {
-        self.action
-    }
-
-    /// The change, for creates and updates: live and planned state, secrets masked.
-    pub fn diff(&self) -> Option<&Diff> {
-        self.diff.as_ref()
-    }
-
-    /// Whether the server has dry-run the object. New objects are dry-run only with
-    /// [`Options::verify_new`](crate::Options::verify_new); objects whose CRD or Namespace
-    /// the same run creates cannot be, until it exists.
-    pub fn is_verified(&self) -> bool {
-        self.verified
-    }
-
-    /// Why the object cannot be applied, if it cannot.
-    pub fn error(&self) -> Option<&Error> {
-        self.error.as_ref()
-    }
-
-    /// The object's UID, when it exists.
-    pub fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
-    }
-
-    /// The field managers of the live object (`kubectl-create`, `helm`, ...), when planning
-    /// read it: for an [`Action::Adopt`], who made the object.
-    pub fn owners(&self) -> &[String] {
-        &self.owners
-    }
-
-    pub(crate) fn target(&self) -> Option<Target<'_>> {
-        self.resource.as_ref().map(|resource| Target {
-            resource: &resource.api,
-            namespace: self.namespace.as_deref(),
-            name: self.object.id().name(),
-        })
-    }
-}
-
-/// What a deploy of the manifests would do: an entry per object in apply order, and the
-/// orphans a prune would look at.
-#[derive(Debug)]
-pub struct Plan<'m> {
-    pub(crate) items: Vec<Planned<'m>>,
-    pub(crate) orphans: Option<Vec<Orphan>>,
-    pub(crate) catalog: Catalog,
-    pub(crate) empty: bool,
-    /// The discriminator's label selector, when the manifests have one.
-    pub(crate) selector: Option<String>,
-    pub(crate) blind: Blind,
-    pub(crate) requests: usize,
-}
-
-impl<'m> Plan<'m> {
-    /// The objects, in apply order.
-    pub fn objects(&self) -> &[Planned<'m>] {
-        &self.items
-    }
-
-    /// Prune candidates, when the plan was made with prune: live objects carrying the
-    /// discriminator that the manifests no longer hold, each with the verdict of the guards.
-    pub fn orphans(&self) -> Option<&[Orphan]> {
-        self.orphans.as_deref()
-    }
-
-    /// Whether applying would write anything, and pruning (if planned) delete anything.
-    pub fn has_changes(&self) -> bool {
-        self.items.iter().any(|i| i.action != Action::Unchanged)
-            || self
-                .orphans
-                .iter()
-                .flatten()
-                .any(|orphan| orphan.will_delete())
-    }
-
-    /// How many objects take each action.
-    pub fn count(&self, action: Action) -> usize {
-        self.items
-            .iter()
-            .filter(|i| i.action == action && i.error.is_none())
-            .count()
-    }
-
-    /// Objects that cannot be applied, with the reason.
-    pub fn errors(&self) -> impl Iterator<Item = &Error> {
-        self.items.iter().filter_map(|i| i.error.as_ref())
-    }
-
-    /// API requests made while planning.
-    pub fn requests(&self) -> usize {
-        self.requests
-    }
-
-    /// Group-versions whose discovery failed: kinds there could not be checked or scanned.
-    pub fn unavailable_apis(&self) -> &[String] {
-        &self.catalog.unavailable
-    }
-
-    /// What the prune scan could not see because listing it is forbidden to the user; its
-    /// objects are never pruned by this plan.
-    pub fn blind(&self) -> &Blind {
-        &self.blind
-    }
-}
-
-impl Deployer {
-    pub(crate) async fn make_plan<'m>(
-        &self,
-        manifest: &'m Manifest,
-        prune: bool,
-        progress: Progress<'_>,
-    ) -> Result<Plan<'m>> {
-        let start = self.api.requests();
-        self.api.reset();
-        let catalog = if prune {
-            Catalog::discover(&self.api).await?
-        } else {
-            Catalog::discover_only(&self.api, &group_versions(manifest)).await?
-        };
-        progress(Event::Discovered {
-            resources: catalog.len(),
-        });
-        let defined = defined_kinds(manifest);
-        let selected = |object: &Object| match &self.options.selection {
-            Some(selection) => selection.matches(object.id(), &object.labels()),
-            None => true,
-        };
-        let mut items: Vec<Planned<'m>> = manifest
-            .iter()
-            .filter(|object| selected(object))
-            .map(|object| self.resolve(object, &catalog, &defined))
-            .collect();
-        self.explain_unknown_kinds(&mut items).await;
-        self.check_namespaces(manifest, &catalog, &mut items)
-            .await?;
-        let labelled = self.labelled(manifest, &items).await?;
-        let mut unsettled = Vec::new();
-        for (index, item) in items.iter_mut().enumerate() {
-            if item.error.is_some() {
-                continue;
+/// Plans the manifests (see [`Deployer::plan`](crate::Deployer::plan)).
+pub(crate) async fn plan<'m>(
+    cx: &Context,
+    manifest: &'m Manifest,
+    prune: bool,
+    progress: Progress<'_>,
+) -> Result<Plan<'m>> {
+    let start = cx.api.requests();
+    cx.api.reset();
+    let catalog = if prune {
+        Catalog::discover(&cx.api).await?
+    } else {
+        Catalog::discover_for(&cx.api, manifest).await?
+    };
+    progress(Event::Discovered {
+        resources: catalog.len(),
+    });
+    let defined = defined_kinds(manifest);
+    let selected = |object: &Object| match &cx.options.selection {
+        Some(selection) => selection.matches(object.id(), &object.labels()),
+        None => true,
+    };
+    let mut items: Vec<Planned<'m>> = manifest
+        .iter()
+        .filter(|object| selected(object))
+        .map(|object| resolve(cx, object, &catalog, &defined))
+        .collect();
+    explain_unknown_kinds(cx, &mut items).await;
+    check_namespaces(cx, manifest, &catalog, &mut items).await?;
+    let labelled = labelled(cx, manifest, &items).await?;
+    let mut unsettled = Vec::new();
+    for (index, item) in items.iter_mut().enumerate() {
+        if item.error.is_some() {
+            continue;
+        }
+        if item.pending {
+            // Without its namespace it can still be validated: see `Check::Elsewhere`.
+            if cx.options.verify_new && item.resource.is_some() {
+                unsettled.push((index, Check::Elsewhere));
             }
-            if item.pending {
-                // Without its namespace it can still be validated: see `Check::Elsewhere`.
-                if self.options.verify_new && item.resource.is_some() {
-                    unsettled.push((index, Check::Elsewhere));
+            continue;
+        }
+        match labelled.get(&key(item)) {
+            Some(live) => {
+                item.uid = live.metadata.uid.clone();
+                let body = item.body(&cx.options);
+                let manager = &cx.options.field_manager;
+                if proves_unchanged(&live.metadata, &body, &item.hash, manager) {
+                    item.action = Action::Unchanged;
+                } else {
+                    unsettled.push((index, Check::Exists));
                 }
-                continue;
             }
-            match labelled.get(&key(item)) {
-                Some(live) => {
-                    item.uid = live.metadata.uid.clone();
-                    let hash = hash_of(item);
-                    let manager = &self.options.field_manager;
-                    if proves_unchanged(&live.metadata, &item.body, &hash, manager) {
-                        item.action = Action::Unchanged;
-                    } else {
-                        unsettled.push((index, Check::Exists));
-                    }
-                }
-                None => unsettled.push((index, Check::Unknown)),
-            }
+            None => unsettled.push((index, Check::Unknown)),
         }
-        let absent = self.absent(&items, &unsettled).await?;
-        progress(Event::Checking {
-            total: unsettled.len(),
-        });
-        let checked: Vec<(usize, Planned<'m>)> = stream::iter(unsettled)
-            .map(|(index, check)| {
-                let item = &items[index];
-                let check = match check {
-                    Check::Unknown if absent.contains(&index) => Check::Absent,
-                    check => check,
-                };
-                async move { (index, self.check(item, check).await) }
-            })
-            .buffer_unordered(self.options.concurrency.max(1))
-            .inspect(|(_, item)| progress(Event::Checked { id: item.id() }))
-            .collect()
-            .await;
-        for (index, item) in checked {
-            items[index] = item;
-        }
-        let mut plan = Plan {
-            items,
-            orphans: None,
-            catalog,
-            empty: manifest.is_empty(),
-            selector: manifest.label().map(|label| label.selector()),
-            blind: Blind::default(),
-            requests: 0,
-        };
-        if prune && let Some(label) = manifest.label() {
-            let scan = self.scan_orphans(&plan, manifest, label, progress).await?;
-            plan.orphans = Some(scan.owned);
-            plan.blind = scan.blind;
-        }
-        plan.requests = self.api.requests() - start;
-        Ok(plan)
     }
-
-    /// Finds the object's resource type and namespace, and prepares its body.
-    fn resolve<'m>(
-        &self,
-        object: &'m Object,
-        catalog: &Catalog,
-        defined: &HashSet<(String, String)>,
-    ) -> Planned<'m> {
-        let id = object.id();
-        let mut item = Planned {
-            object,
-            resource: None,
-            namespace: None,
-            action: Action::Create,
-            diff: None,
-            uid: None,
-            verified: false,
-            pending: false,
-            error: None,
-            body: Value::Null,
-            masked: Vec::new(),
-            owners: Vec::new(),
-            secrets: Redactions::default(),
-        };
-        match self.body(object) {
-            Ok((body, masked)) => {
-                item.secrets = Redactions::of(&body, &masked);
-                (item.body, item.masked) = (body, masked);
-            }
-            Err(error) => {
-                item.error = Some(error);
-                return item;
-            }
-        }
-        match catalog.resolve(id.group(), id.version(), id.kind()) {
-            Some(resource) => item.place(resource, self.api.client().default_namespace()),
-            // Applied once the CRD earlier in the run is Established.
-            None if defined.contains(&(id.group().to_owned(), id.kind().to_owned())) => {
-                item.pend();
-            }
-            None => {
-                item.error = Some(Error::UnknownKind {
-                    id: id.clone(),
-                    api_version: id.api_version(),
-                    kind: id.kind().to_owned(),
-                })
-            }
-        }
-        item
-    }
-
-    /// Turns "not served" into "served at another version" where the server serves the kind
-    /// under another version of its group (`batch/v1beta1` CronJob on 1.20, not `batch/v1`):
-    /// the fix is then the manifest's `apiVersion`, not a missing CRD.
-    async fn explain_unknown_kinds(&self, items: &mut [Planned<'_>]) {
-        let mut asked: HashMap<(String, String), Vec<String>> = HashMap::new();
-        for item in items.iter_mut() {
-            let Some(Error::UnknownKind {
-                id,
-                api_version,
-                kind,
-            }) = &item.error
-            else {
-                continue;
+    let absent = absent(cx, &items, &unsettled).await?;
+    progress(Event::Checking {
+        total: unsettled.len(),
+    });
+    let checked: Vec<(usize, Planned<'m>)> = stream::iter(unsettled)
+        .map(|(index, check)| {
+            let item = &items[index];
+            let check = match check {
+                Check::Unknown if absent.contains(&index) => Check::Absent,
+                check => check,
             };
-            if id.group().is_empty() {
-                continue;
+            async move { (index, check::check(cx, item, check).await) }
+        })
+        .buffer_unordered(cx.concurrency())
+        .inspect(|(_, item)| progress(Event::Checked { id: item.id() }))
+        .collect()
+        .await;
+    for (index, item) in checked {
+        items[index] = item;
+    }
+    let mut plan = Plan {
+        items,
+        orphans: None,
+        catalog,
+        empty: manifest.is_empty(),
+        selector: manifest.label().map(|label| label.selector()),
+        blind: Blind::default(),
+        requests: 0,
+    };
+    if prune && let Some(label) = manifest.label() {
+        let scan = orphans(cx, &plan, manifest, label, progress).await?;
+        plan.orphans = Some(scan.owned);
+        plan.blind = scan.blind;
+    }
+    plan.requests = cx.api.requests() - start;
+    Ok(plan)
+}
+
+/// Finds the object's resource type and namespace, and prepares its body.
+fn resolve<'m>(
+    cx: &Context,
+    object: &'m Object,
+    catalog: &Catalog,
+    defined: &HashSet<(String, String)>,
+) -> Planned<'m> {
+    let id = object.id();
+    let owner = cx.options.owner.as_deref();
+    let mut item = Planned {
+        object,
+        resource: None,
+        namespace: None,
+        action: Action::Create,
+        diff: None,
+        uid: None,
+        verified: false,
+        pending: false,
+        error: None,
+        prepared: None,
+        hash: content_hash(object.json(), &cx.options.field_manager, owner),
+        masked: Vec::new(),
+        owners: Vec::new(),
+        secrets: Redactions::default(),
+    };
+    match prepare(cx, object) {
+        Ok(prepared) => {
+            if let Some((body, masked)) = prepared {
+                (item.prepared, item.masked) = (Some(body), masked);
             }
-            let key = (id.group().to_owned(), kind.clone());
-            if !asked.contains_key(&key) {
-                let served = Catalog::versions_serving(&self.api, &key.0, &key.1).await;
-                asked.insert(key.clone(), served);
-            }
-            let served = &asked[&key];
-            if !served.is_empty() {
-                item.error = Some(Error::OtherVersion {
-                    id: id.clone(),
-                    api_version: api_version.clone(),
-                    kind: kind.clone(),
-                    served: served.clone(),
-                });
+            // Only Secrets and prepared objects have values to hide.
+            if item.prepared.is_some() || (id.group().is_empty() && id.kind() == "Secret") {
+                item.secrets = Redactions::of(&item.body(&cx.options), &item.masked);
             }
         }
+        Err(error) => {
+            item.error = Some(error);
+            return item;
+        }
     }
+    match catalog.resolve_id(id) {
+        Some(resource) => item.place(resource, cx.default_namespace()),
+        // Applied once the CRD earlier in the run is Established.
+        None if defined.contains(&(id.group().to_owned(), id.kind().to_owned())) => {
+            item.pend(&cx.options);
+        }
+        None => {
+            item.error = Some(Error::UnknownKind {
+                id: id.clone(),
+                api_version: id.api_version(),
+                kind: id.kind().to_owned(),
+            })
+        }
+    }
+    item
+}
 
-    /// The body that is sent: the manifest's object (or the prepared one), with the content
-    /// hash and the stamp.
-    fn body(&self, object: &Object) -> Result<(Value, Vec<ValuePath>)> {
-        let prepared = match &self.options.prepare {
-            Some(prepare) => prepare.prepare(object).map_err(|message| Error::Prepare {
-                id: object.id().clone(),
-                message,
-            })?,
-            None => None,
+/// Turns "not served" into "served at another version" where the server serves the kind
+/// under another version of its group (`batch/v1beta1` CronJob on 1.20, not `batch/v1`):
+/// the fix is then the manifest's `apiVersion`, not a missing CRD.
+async fn explain_unknown_kinds(cx: &Context, items: &mut [Planned<'_>]) {
+    let mut asked: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for item in items.iter_mut() {
+        let Some(Error::UnknownKind {
+            id,
+            api_version,
+            kind,
+        }) = &item.error
+        else {
+            continue;
         };
-        let (mut body, masked) = match prepared {
-            Some(prepared) => (prepared.body, prepared.masked),
-            None => (object.to_value(), Vec::new()),
-        };
-        let owner = self.options.owner.as_deref();
-        let hash = content_hash(object.json(), &self.options.field_manager, owner);
-        annotate(&mut body, HASH_ANNOTATION, &hash);
-        if let Some(owner) = owner {
-            annotate(&mut body, OWNER_ANNOTATION, owner);
+        if id.group().is_empty() {
+            continue;
         }
-        for (key, value) in &self.options.stamp {
-            annotate(&mut body, key, value);
+        let key = (id.group().to_owned(), kind.clone());
+        if !asked.contains_key(&key) {
+            let served = Catalog::versions_serving(&cx.api, &key.0, &key.1).await;
+            asked.insert(key.clone(), served);
         }
-        Ok((body, masked))
-    }
-}
-
-impl Planned<'_> {
-    pub(crate) fn clone_plan(&self) -> Self {
-        Self {
-            object: self.object,
-            resource: self.resource.clone(),
-            namespace: self.namespace.clone(),
-            action: self.action,
-            diff: None,
-            uid: self.uid.clone(),
-            verified: false,
-            pending: self.pending,
-            error: None,
-            body: self.body.clone(),
-            masked: self.masked.clone(),
-            owners: self.owners.clone(),
-            secrets: self.secrets.clone(),
+        let served = &asked[&key];
+        if !served.is_empty() {
+            item.error = Some(Error::OtherVersion {
+                id: id.clone(),
+                api_version: api_version.clone(),
+                kind: kind.clone(),
+                served: served.clone(),
+            });
         }
     }
+}
 
-    /// Addresses the object through its resource type: namespaced objects without a namespace
-    /// go to the client's default one, and a namespace on a cluster-scoped object is dropped
-    /// from the body, as kubectl does, since the server has nowhere to put it.
-    pub(crate) fn place(&mut self, resource: &Resource, default_namespace: &str) {
-        if resource.namespaced {
-            let namespace = self.object.id().namespace().unwrap_or(default_namespace);
-            self.namespace = Some(namespace.to_owned());
-        } else if let Some(Value::Object(metadata)) = self.body.get_mut("metadata") {
-            metadata.remove("namespace");
+/// The body a [`Prepare`](crate::Prepare) makes of the object, if it makes one.
+fn prepare(cx: &Context, object: &Object) -> Result<Option<(Value, Vec<ValuePath>)>> {
+    let Some(prepare) = &cx.options.prepare else {
+        return Ok(None);
+    };
+    let prepared = prepare.prepare(object).map_err(|message| Error::Prepare {
+        id: object.id().clone(),
+        message,
+    })?;
+    Ok(prepared.map(|prepared| (prepared.body, prepared.masked)))
+}
+
+/// The scan minus everything the manifests hold (by identity, and by UID for objects
+/// served under two groups), with the cascade guards applied.
+async fn orphans(
+    cx: &Context,
+    plan: &Plan<'_>,
+    manifest: &Manifest,
+    label: &Label,
+    progress: Progress<'_>,
+) -> Result<Scan> {
+    let wanted: HashSet<&ObjectId> = manifest.iter().map(|o| o.id()).collect();
+    let uids: HashSet<&str> = plan.items.iter().filter_map(|i| i.uid()).collect();
+    let namespaces: HashSet<&str> = plan
+        .items
+        .iter()
+        .filter_map(|i| i.namespace.as_deref())
+        .collect();
+    let kinds: HashSet<(&str, &str)> = manifest
+        .iter()
+        .map(|o| (o.id().group(), o.id().kind()))
+        .collect();
+    let mut found = scan(cx, &plan.catalog, label, &plan_namespaces(plan), progress).await?;
+    found
+        .owned
+        .retain(|o| !wanted.contains(&o.id) && !uids.contains(o.uid.as_str()));
+    if let Some(selection) = &cx.options.selection {
+        found.owned.retain(|o| selection.matches(&o.id, &o.labels));
+    }
+    for orphan in &mut found.owned {
+        if orphan.keep.is_some() {
+            continue;
         }
-        self.resource = Some(resource.clone());
+        let id = &orphan.id;
+        if id.is_namespace() && namespaces.contains(id.name()) {
+            orphan.keep = Some(Keep::HoldsManifestObjects);
+        } else if id.is_crd() {
+            let defines = id
+                .name()
+                .split_once('.')
+                .is_some_and(|(_, group)| kinds.iter().any(|(g, _)| *g == group));
+            if defines {
+                orphan.keep = Some(Keep::DefinesManifestKind);
+            }
+        }
     }
-
-    /// The object's CRD or namespace is created by this run: the object is new, and is applied
-    /// (not dry-run) once what it needs exists.
-    pub(crate) fn pend(&mut self) {
-        self.pending = true;
-        self.action = Action::Create;
-        self.diff = Some(Diff::new(None, &self.body, &self.masked, &self.secrets));
-    }
+    guard_cascades(cx, &plan.catalog, &mut found.owned).await;
+    Ok(found)
 }
 
-fn hash_of(item: &Planned<'_>) -> String {
-    item.body
-        .pointer(&format!(
-            "/metadata/annotations/{}",
-            HASH_ANNOTATION.replace('/', "~1")
-        ))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-pub(crate) fn type_key(resource: &Resource) -> String {
-    format!("{}/{}", resource.api.group, resource.api.plural)
-}
-
-fn key(item: &Planned<'_>) -> (String, Option<String>, String) {
-    let resource = item.resource.as_ref().expect("resolved");
-    (
-        type_key(resource),
-        item.namespace.clone(),
-        item.id().name().to_owned(),
-    )
-}
-
-/// Every `apiVersion` the manifests use, once.
-pub(crate) fn group_versions(manifest: &Manifest) -> Vec<String> {
-    let mut versions: Vec<String> = manifest.iter().map(|o| o.id().api_version()).collect();
-    versions.sort();
-    versions.dedup();
-    versions
+/// The namespaces the plan's objects live in, for scans that may not list the whole cluster.
+fn plan_namespaces(plan: &Plan<'_>) -> Vec<String> {
+    let mut namespaces: Vec<String> = plan
+        .items
+        .iter()
+        .filter_map(|i| i.namespace.clone())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    namespaces
 }
 
 /// `(group, kind)` of every CustomResourceDefinition in the manifests.

@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectM
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::normalize::HASH_ANNOTATION;
+use crate::vocab::HASH_ANNOTATION;
 
 /// The hash of an object's manifest text. Computed from the manifest as loaded (for SOPS
 /// objects, the encrypted text), so it never depends on, or reveals, a secret value. The

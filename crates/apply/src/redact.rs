@@ -8,7 +8,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::normalize::ValuePath;
+/// A path to a value inside an object, one key or array index per step.
+pub type ValuePath = Vec<String>;
 
 /// What replaces a secret value in text.
 const MASK: &str = "***";

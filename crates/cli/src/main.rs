@@ -10,14 +10,16 @@ use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 mod cluster;
 mod deploy;
+mod hints;
 mod inspect;
 mod local;
 mod output;
 mod progress;
+mod prompt;
 mod render;
+mod runtime;
 mod secrets;
 mod show;
-mod sops_objects;
 mod stage;
 
 /// Day-2 GitOps operations on Kubernetes: deploy stages with discriminator-based pruning,
@@ -145,11 +147,17 @@ fn report(failure: &Failure) {
             writeln!(stderr, "error: {}", problems_found(problems.len()))
         }
         // A server message or a file name can carry terminal control sequences.
-        _ => writeln!(
-            stderr,
-            "error: {}",
-            capstan_manifest::escape_controls(&format!("{:#}", failure.0))
-        ),
+        _ => {
+            let mut line = format!("{:#}", failure.0);
+            if let Some(hint) = hints::inline(&failure.0) {
+                line = format!("{line}; {hint}");
+            }
+            writeln!(
+                stderr,
+                "error: {}",
+                capstan_manifest::escape_controls(&line)
+            )
+        }
     };
 }
 
