@@ -2,7 +2,6 @@
 
 use std::io::Write as _;
 
-use anyhow::Context as _;
 use capstan_kube::{ConnectRequest, ContextOverride};
 use clap::Args;
 
@@ -55,10 +54,5 @@ fn warn_override(used: &ContextOverride) {
 
 /// Runs a command's async part on a small runtime of its own.
 pub(crate) fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the Kubernetes client's runtime")?
-        .block_on(future)
+    crate::runtime::runtime()?.block_on(future)
 }

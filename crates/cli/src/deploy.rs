@@ -1,13 +1,14 @@
 //! `capstan deploy`, `diff` and `prune`: plan a stage against a cluster, show it, apply it.
 
 use std::cell::Cell;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use capstan_apply::{
     DeployRequest, Deployer, Deployment, LockHolder, LockRequest, Options, Plan, StageLock,
 };
+use capstan_secrets::SopsObjects;
 use clap::Args;
 
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use crate::cluster::{Cluster, ClusterArgs, block_on};
 use crate::output::{self, OutputArgs};
 use crate::progress::Bar;
+use crate::prompt::confirm_change;
 use crate::show::{self, KeptArgs, View};
-use crate::sops_objects::SopsObjects;
 use crate::stage::{Loaded, StageArgs};
 use crate::{ExitCode, Failure};
 
@@ -156,8 +157,10 @@ pub(crate) struct RemoveArgs {
 /// Options that decrypt the stage's SOPS-encrypted objects in memory; the returned handle
 /// names the objects whose MAC did not verify, for [`warn_unverified`].
 pub(crate) fn decrypting(mut options: Options, loaded: &Loaded) -> (Options, Arc<SopsObjects>) {
-    let label = loaded.manifest.label().cloned();
-    let secrets = Arc::new(SopsObjects::new(label, loaded.verify_sops_mac));
+    let secrets = SopsObjects::from_env()
+        .label(loaded.manifest.label().cloned())
+        .verify_mac(loaded.verify_sops_mac);
+    let secrets = Arc::new(secrets);
     options.prepare = Some(secrets.clone());
     (options, secrets)
 }
@@ -309,7 +312,7 @@ fn confirm(
     {
         return false;
     }
-    yes || ask(&format!("Apply {what} to context {context:?}?"))
+    yes || confirm_change(&format!("Apply {what} to context {context:?}?"))
 }
 
 /// Shows a plan before anything happened (a dry run, a prune with nothing to delete).
@@ -439,7 +442,7 @@ async fn prune_locked<'m>(
             let asking = Instant::now();
             let declined = !args.yes
                 && !refused
-                && !ask(&format!(
+                && !confirm_change(&format!(
                     "Delete these objects from context {:?}?",
                     cluster.context
                 ));
@@ -453,24 +456,6 @@ async fn prune_locked<'m>(
         deployment.requests = deployer.requests();
         Ok(deployment)
     }
-}
-
-/// Asks a yes/no question on the terminal; `false` without one.
-pub(crate) fn ask(question: &str) -> bool {
-    let mut stderr = std::io::stderr();
-    if !std::io::stdin().is_terminal() {
-        let _ = writeln!(
-            stderr,
-            "error: refusing to change the cluster without confirmation: standard input is not a \
-             terminal; pass --yes"
-        );
-        return false;
-    }
-    let _ = write!(stderr, "{question} [y/N] ");
-    let _ = stderr.flush();
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).is_ok()
-        && matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
 }
 
 /// The annotations recording this run: the project's commit (`-dirty` with local changes)

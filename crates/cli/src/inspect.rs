@@ -9,9 +9,10 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cluster::{Cluster, ClusterArgs, block_on};
-use crate::deploy::{RemoveArgs, ask, locked, release, stage_options};
+use crate::deploy::{RemoveArgs, locked, release, stage_options};
 use crate::output::{self, DeleteReport, HealthItem, OutputArgs, OwnedItem};
 use crate::progress::Bar;
+use crate::prompt::confirm_change;
 use crate::stage::{Loaded, StageArgs};
 use crate::{ExitCode, Failure};
 
@@ -229,7 +230,7 @@ async fn delete_locked(
         crate::show::orphans(&owned, args.kept.view(loaded))?;
     }
     if !args.yes
-        && !ask(&format!(
+        && !confirm_change(&format!(
             "Delete these objects from context {:?}?",
             cluster.context
         ))

@@ -119,11 +119,7 @@ fn up(dir: &Path, args: &UpArgs) -> Result<ExitCode, Failure> {
         "etcd and kube-apiserver (no kube-controller-manager found, so no controllers)"
     };
     writeln!(stderr, "starting {components} in {} ...", dir.display())?;
-    let cluster = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the Kubernetes client's runtime")?
-        .block_on(LocalCluster::start(options))?;
+    let cluster = crate::runtime::runtime()?.block_on(LocalCluster::start(options))?;
 
     let kubeconfig = cluster.merged_kubeconfig().map_or_else(
         || cluster.kubeconfig().display().to_string(),

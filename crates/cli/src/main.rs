@@ -15,10 +15,11 @@ mod inspect;
 mod local;
 mod output;
 mod progress;
+mod prompt;
 mod render;
+mod runtime;
 mod secrets;
 mod show;
-mod sops_objects;
 mod stage;
 
 /// Day-2 GitOps operations on Kubernetes: deploy stages with discriminator-based pruning,

@@ -304,7 +304,7 @@ impl Config {
     /// The errors of [`Config::parse`] (nothing is written then), and [`Error::Io`].
     pub fn replace(path: &Path, text: &str) -> Result<Self> {
         let config = Self::parse(path, text)?;
-        crate::file::write_atomic(path, text.as_bytes())?;
+        crate::write::replace(path, text.as_bytes(), crate::write::Mode::Keep)?;
         Ok(config)
     }
 

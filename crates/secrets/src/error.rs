@@ -123,6 +123,55 @@ pub enum Error {
         /// The path, in sops `["a"][0]` syntax.
         tree_path: String,
     },
+
+    /// A request to the cluster failed (feature `operator`).
+    #[cfg(feature = "operator")]
+    #[error("cannot {action} {object}: {}", capstan_kube::Cause(cause))]
+    Cluster {
+        /// `read`, `apply` or `restart`.
+        action: &'static str,
+        /// The object, e.g. `Secret sops-secrets-operator/sops-age-key`.
+        object: String,
+        /// What the server or the connection said (part of the message, so not a `source()`).
+        cause: kube::Error,
+    },
+
+    /// An object the operation needs does not exist (feature `operator`).
+    #[cfg(feature = "operator")]
+    #[error("{object} not found")]
+    NotFound {
+        /// The object, e.g. `Deployment sops-secrets-operator/sops-secrets-operator`.
+        object: String,
+    },
+
+    /// A rollout stopped short of ready (feature `operator`).
+    #[cfg(feature = "operator")]
+    #[error("the rollout of {object} failed{}", suffix(reason.as_deref()))]
+    RolloutFailed {
+        /// The Deployment.
+        object: String,
+        /// Why, as its conditions say.
+        reason: Option<String>,
+    },
+
+    /// A rollout did not finish in time (feature `operator`).
+    #[cfg(feature = "operator")]
+    #[error("timed out after {waited:?} waiting for the rollout of {object}{}", suffix(reason.as_deref()))]
+    RolloutTimedOut {
+        /// The Deployment.
+        object: String,
+        /// How long it was waited for.
+        waited: std::time::Duration,
+        /// How far it got at the end.
+        reason: Option<String>,
+    },
+}
+
+#[cfg(feature = "operator")]
+fn suffix(reason: Option<&str>) -> String {
+    reason
+        .map(|reason| format!(": {reason}"))
+        .unwrap_or_default()
 }
 
 impl fmt::Debug for Error {

@@ -1,7 +1,7 @@
 //! [`SopsFile`]: an encrypted file in memory, its key groups, and how it is read and written.
 
 use crate::{
-    cipher::{DataKey, random},
+    cipher::DataKey,
     error::{Error, Result},
     format::{self, Format},
     keys::{Identities, Recipient},
@@ -9,10 +9,7 @@ use crate::{
     shamir,
     tree::Tree,
 };
-use std::{
-    io::Write as _,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 /// Who can open a file: one or more key groups of age recipients.
@@ -169,7 +166,7 @@ impl SopsFile {
     ///
     /// [`Error::Io`] when the folder is not writable.
     pub fn write(&self) -> Result<()> {
-        write_atomic(&self.path, &self.to_bytes())
+        crate::write::replace(&self.path, &self.to_bytes(), crate::write::Mode::Keep)
     }
 
     /// The recipients [`SopsFile::update_keys`] would add and remove; needs no key.
@@ -385,36 +382,4 @@ pub(crate) fn wrap_data_key(
         })
         .collect();
     Ok((groups, (count > 1).then_some(threshold)))
-}
-
-pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy())
-        .unwrap_or_default();
-    let suffix: String = random::<6>()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    let temporary = folder.join(format!(".{name}.{suffix}.tmp"));
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temporary)?;
-        file.write_all(content)?;
-        file.sync_all()?;
-        if let Ok(existing) = std::fs::metadata(path) {
-            std::fs::set_permissions(&temporary, existing.permissions())?;
-        }
-        std::fs::rename(&temporary, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result.map_err(Error::io(path))
 }

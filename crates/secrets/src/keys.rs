@@ -125,18 +125,8 @@ impl Identity {
     ///
     /// [`Error::Io`] when the file exists or cannot be written.
     pub fn write_key_file(&self, path: &Path) -> Result<Recipient> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let text = self.to_key_file(&crate::time::now());
-        options
-            .open(path)
-            .and_then(|mut file| {
-                file.write_all(text.as_bytes())
-                    .and_then(|()| file.sync_all())
-            })
-            .map_err(Error::io(path))?;
+        crate::write::write_new_private(path, text.as_bytes())?;
         Ok(self.recipient())
     }
 }

@@ -42,6 +42,15 @@
 //!   ([`Decrypted::rotate`]), age key generation ([`Identity::generate`]) and a repository
 //!   [`check`].
 //!
+//! # Features
+//!
+//! - `deploy`: `SopsObjects`, which decrypts a stage's SOPS-encrypted objects in memory for
+//!   a `capstan_apply::Deployer`, so that a program deploys such a stage with the libraries
+//!   alone (`examples/deploy-sops.rs`). `capstan-apply` knows nothing of age; this crate
+//!   depends on it, never the other way round.
+//! - `operator`: `hand_over`, the key hand-over to the sops-secrets-operator in a cluster
+//!   (its key Secret, a rollout restart, the rollout wait) over `capstan-kube`.
+//!
 //! Files are written in the layout of sops [`SOPS_VERSION`] (3.13: metadata keys sorted,
 //! `lastmodified` double-quoted, 4-space YAML indentation, tab-indented JSON), and that
 //! version is recorded in new files. Files from every earlier layout are read.
@@ -77,10 +86,15 @@ mod ini;
 mod json;
 mod keys;
 mod metadata;
+#[cfg(feature = "deploy")]
+mod objects;
+#[cfg(feature = "operator")]
+mod operator;
 mod shamir;
 mod time;
 mod tree;
 mod walk;
+mod write;
 mod yaml;
 
 pub use crate::{
@@ -94,4 +108,10 @@ pub use crate::{
     metadata::SOPS_VERSION,
     tree::{Entry, Item, Map, PathStep, Tree, Value, parse_path},
     walk::Selection,
+    write::{replace_private, write_new_private},
 };
+
+#[cfg(feature = "deploy")]
+pub use crate::objects::SopsObjects;
+#[cfg(feature = "operator")]
+pub use crate::operator::{HandOverEvent, HandOverPlan, HandedOver, OperatorOptions, hand_over};

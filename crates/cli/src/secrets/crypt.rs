@@ -10,7 +10,6 @@ use clap::Args;
 
 use super::{
     Overrides, apply_stores, encrypt_options_with, find_config, identities, note, read_file,
-    write_private,
 };
 
 /// A format name for `--input-type`/`--output-type`.
@@ -95,7 +94,7 @@ fn emit(
         (false, output, _) => output,
     };
     match target {
-        Some(path) if private => write_private(path, content),
+        Some(path) if private => Ok(capstan_secrets::replace_private(path, content)?),
         Some(path) => std::fs::write(path, content)
             .with_context(|| format!("cannot write `{}`", path.display())),
         None => {

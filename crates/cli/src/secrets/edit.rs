@@ -1,7 +1,6 @@
 //! `capstan secrets edit`: the plaintext in an editor, then encrypted again with the same
 //! data key so that values that did not change keep their ciphertext.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,7 +10,8 @@ use clap::Args;
 
 use super::crypt::parse_format;
 use super::signals::Signals;
-use super::{ask, note, open_decrypted, stdin_is_terminal};
+use super::{note, open_decrypted};
+use crate::prompt::{ask, stdin_is_terminal};
 
 /// Edit an encrypted file: decrypt it to a private temporary copy, open `$VISUAL` or
 /// `$EDITOR` (default `vi`) on it, and encrypt it again in place if it changed.
@@ -47,7 +47,7 @@ pub(super) fn edit(args: &EditArgs, config: Option<&Path>) -> anyhow::Result<boo
     // The copy keeps the file's name so editors pick the right syntax.
     let name = args.file.file_name().unwrap_or("secret".as_ref());
     let copy = folder.path().join(name);
-    write_new_private(&copy, &decrypted.to_plaintext())?;
+    capstan_secrets::write_new_private(&copy, &decrypted.to_plaintext())?;
     let mut signals = Signals::install()?;
     loop {
         run_editor(&copy, &args.file, &mut signals)?;
@@ -98,18 +98,6 @@ pub(super) fn private_folder(prefix: &str) -> anyhow::Result<tempfile::TempDir> 
     builder
         .tempdir()
         .context("cannot create a private temporary folder")
-}
-
-/// Creates `path` readable by its owner only, failing if something is already there.
-pub(super) fn write_new_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .and_then(|mut file| file.write_all(content))
-        .with_context(|| format!("cannot write the plaintext copy `{}`", path.display()))
 }
 
 /// Runs the user's editor on `copy`. The editor setting goes through `sh` as git does, so

@@ -11,7 +11,7 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use super::crypt::parse_format;
-use super::edit::{private_folder, write_new_private};
+use super::edit::private_folder;
 use super::signals::Signals;
 use super::{open_decrypted, read_file};
 
@@ -148,7 +148,7 @@ pub(super) fn exec_file(args: &ExecFileArgs, config: Option<&Path>) -> anyhow::R
     // Removed with the plaintext when dropped, on every way out of this function.
     let folder = private_folder("capstan-exec-")?;
     let copy = folder.path().join(&args.filename);
-    write_new_private(&copy, &decrypted.to_plaintext())?;
+    capstan_secrets::write_new_private(&copy, &decrypted.to_plaintext())?;
     drop(decrypted);
     let mut signals = Signals::install()?;
     // The path reaches the command as `$1`, never spliced into its text.

@@ -5,16 +5,17 @@
 //! private temporary folder that is removed afterwards; errors name files and key paths,
 //! never values.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 use capstan_secrets::{
     Config, Decrypted, EncryptOptions, Format, Identities, Identity, Recipient, Recipients,
     Selection, SopsFile,
 };
 use clap::{Args, Subcommand};
 
+use crate::prompt::{ask, stdin_is_terminal};
 use crate::{ExitCode, Failure};
 
 mod check;
@@ -375,52 +376,10 @@ fn identities() -> anyhow::Result<Identities> {
     Ok(identities)
 }
 
-/// Writes `content` to `path` readable by its owner only, replacing any file there at once:
-/// readers see the old file or the new one, never a part.
-fn write_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {
-    let folder = path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let failed = || format!("cannot write `{}`", path.display());
-    // A named temporary file is created 0600, so the plaintext is never readable by others.
-    let mut file = tempfile::NamedTempFile::new_in(folder).with_context(failed)?;
-    file.write_all(content).with_context(failed)?;
-    file.as_file().sync_all().with_context(failed)?;
-    file.persist(path)
-        .map_err(|error| error.error)
-        .with_context(failed)?;
-    Ok(())
-}
-
 /// Writes a line on standard error, where progress and questions go so that standard output
 /// carries only data.
 fn note(message: std::fmt::Arguments<'_>) -> std::io::Result<()> {
     writeln!(std::io::stderr().lock(), "{message}")
-}
-
-/// Asks a yes/no question on the terminal; an empty answer is `default`. Callers make sure
-/// standard input is a terminal, so this never waits on a pipe.
-fn ask(question: &str, default: bool) -> anyhow::Result<bool> {
-    let hint = if default { "[Y/n]" } else { "[y/N]" };
-    {
-        let mut stderr = std::io::stderr().lock();
-        write!(stderr, "{question} {hint} ")?;
-        stderr.flush()?;
-    }
-    let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer)? == 0 {
-        return Ok(false);
-    }
-    Ok(match answer.trim().to_ascii_lowercase().as_str() {
-        "" => default,
-        "y" | "yes" => true,
-        _ => false,
-    })
-}
-
-fn stdin_is_terminal() -> bool {
-    std::io::stdin().is_terminal()
 }
 
 fn update_keys(args: &UpdatekeysArgs, config: Option<&Path>) -> anyhow::Result<()> {

@@ -8,23 +8,18 @@
 use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use capstan_secrets::{
-    CheckOptions, Config, Error, Identities, Identity, KeyChanges, Recipient, Recipients, SopsFile,
+    CheckOptions, Config, Error, HandOverEvent, HandOverPlan, Identities, Identity, KeyChanges,
+    OperatorOptions, Recipient, Recipients, SopsFile,
 };
 use clap::{ArgGroup, Args};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, Patch, PatchParams};
 use zeroize::Zeroizing;
 
-use super::{ask, identities, load_config, note, stdin_is_terminal};
-
-/// The annotation `kubectl rollout restart` sets; changing it rolls the pods.
-const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+use super::{identities, load_config, note};
+use crate::prompt::{ask, stdin_is_terminal};
 
 /// Add a new age recipient everywhere and hand the new key to the cluster: extend every
 /// `.sops.yaml` rule that has age recipients, give every matched file's data key to it
@@ -365,16 +360,12 @@ fn apply(
             .key_file
             .as_ref()
             .ok_or_else(|| anyhow!("--cluster needs the new identity"))?;
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the Kubernetes client's runtime")?
-            .block_on(hand_over(args, key_file, summary))?;
+        crate::cluster::block_on(hand_over(args, key_file, summary))?;
     }
     Ok(())
 }
 
-/// Gives the operator the new identity and restarts it.
+/// Gives the operator the new identity and restarts it, noting each step as it is done.
 async fn hand_over(
     args: &RotateKeyArgs,
     new_key_file: &str,
@@ -385,141 +376,33 @@ async fn hand_over(
         .connect(None)
         .await?
         .client;
-    let namespace = &args.namespace;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let secrets: Api<Secret> = Api::namespaced(client, namespace);
-    let deployment_name = format!("Deployment {namespace}/{}", args.deployment);
-    let secret_name = format!("Secret {namespace}/{}", args.secret);
-
-    // Look the Deployment up first, so a wrong name changes nothing in the cluster.
-    deployments
-        .get_opt(&args.deployment)
-        .await
-        .with_context(|| format!("cannot read {deployment_name}"))?
-        .ok_or_else(|| anyhow!("{deployment_name} not found"))?;
-
-    let existing = secrets
-        .get_opt(&args.secret)
-        .await
-        .with_context(|| format!("cannot read {secret_name}"))?;
-    let old = existing
-        .and_then(|secret| secret.data)
-        .and_then(|mut data| data.remove(&args.key))
-        .map(|bytes| Zeroizing::new(bytes.0));
-    let old = match &old {
-        Some(bytes) => std::str::from_utf8(bytes)
-            .with_context(|| format!("key `{}` of {secret_name} is not text", args.key))?,
-        None => "",
-    };
-    let content = merged_key_file(new_key_file, old);
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(args.secret.clone()),
-            namespace: Some(namespace.clone()),
-            ..ObjectMeta::default()
-        },
-        data: Some([(args.key.clone(), ByteString(content.as_bytes().to_vec()))].into()),
-        ..Secret::default()
-    };
-    // Forced: the Secret is usually created by Helm or kubectl, whose ownership of the key
-    // would otherwise make the apply a conflict.
-    secrets
-        .patch(
-            &args.secret,
-            &PatchParams::apply("capstan").force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .with_context(|| format!("cannot apply {secret_name}"))?;
-    summary.secret_updated = true;
-    note(format_args!(
-        "{secret_name}: holds the new identity (and the previous ones)"
-    ))?;
-
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let restart = serde_json::json!({
-        "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: now } } } }
-    });
-    let restarted = deployments
-        .patch(
-            &args.deployment,
-            &PatchParams {
-                field_manager: Some("capstan".to_owned()),
-                ..PatchParams::default()
-            },
-            &Patch::Merge(&restart),
-        )
-        .await
-        .with_context(|| format!("cannot restart {deployment_name}"))?;
-    summary.restarted = true;
-    note(format_args!("{deployment_name}: restarted"))?;
-
-    if args.wait {
-        let generation = restarted.metadata.generation.unwrap_or_default();
-        let deadline = Instant::now() + args.timeout;
-        loop {
-            let live = deployments
-                .get(&args.deployment)
-                .await
-                .with_context(|| format!("cannot read {deployment_name}"))?;
-            if rolled_out(&live, generation) {
-                break;
+    let mut options = OperatorOptions::default();
+    options.namespace.clone_from(&args.namespace);
+    options.secret.clone_from(&args.secret);
+    options.key.clone_from(&args.key);
+    options.deployment.clone_from(&args.deployment);
+    options.wait = args.wait.then_some(args.timeout);
+    // The rotation as a whole was confirmed before any file changed.
+    let mut confirm = |_: &HandOverPlan<'_>| true;
+    let mut progress = |event: HandOverEvent<'_>| {
+        let _ = match event {
+            HandOverEvent::SecretUpdated { secret } => {
+                summary.secret_updated = true;
+                note(format_args!(
+                    "{secret}: holds the new identity (and the previous ones)"
+                ))
             }
-            if Instant::now() >= deadline {
-                bail!(
-                    "timed out after {:?} waiting for the rollout of {deployment_name}",
-                    args.timeout
-                );
+            HandOverEvent::Restarted { deployment } => {
+                summary.restarted = true;
+                note(format_args!("{deployment}: restarted"))
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        summary.rolled_out = true;
-        note(format_args!("{deployment_name}: rollout finished"))?;
-    }
+            HandOverEvent::RolledOut { deployment } => {
+                summary.rolled_out = true;
+                note(format_args!("{deployment}: rollout finished"))
+            }
+            _ => Ok(()),
+        };
+    };
+    capstan_secrets::hand_over(client, new_key_file, &options, &mut confirm, &mut progress).await?;
     Ok(())
-}
-
-/// The operator's new key file: the new identity first, then whatever the Secret held, so
-/// objects not yet re-encrypted still open. Lines the new file already has are not repeated.
-fn merged_key_file(new: &str, old: &str) -> Zeroizing<String> {
-    let mut content = Zeroizing::new(new.trim_end().to_owned());
-    content.push('\n');
-    for line in old.lines() {
-        if !line.trim().is_empty() && !new.lines().any(|new| new.trim() == line.trim()) {
-            content.push_str(line);
-            content.push('\n');
-        }
-    }
-    content
-}
-
-/// Whether the Deployment's controller has seen `generation` and all replicas run it.
-fn rolled_out(deployment: &Deployment, generation: i64) -> bool {
-    let wanted = deployment
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.replicas)
-        .unwrap_or(1);
-    deployment.status.as_ref().is_some_and(|status| {
-        status.observed_generation.unwrap_or_default() >= generation
-            && status.updated_replicas.unwrap_or_default() == wanted
-            && status.available_replicas.unwrap_or_default() == wanted
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merged_key_file_puts_the_new_identity_first_and_keeps_old_ones_once() {
-        let new = "# public key: age1new\nAGE-SECRET-KEY-1NEW\n";
-        let old = "# public key: age1old\nAGE-SECRET-KEY-1OLD\n";
-        let merged = merged_key_file(new, old);
-        assert_eq!(
-            merged.as_str(),
-            "# public key: age1new\nAGE-SECRET-KEY-1NEW\n# public key: age1old\nAGE-SECRET-KEY-1OLD\n"
-        );
-        assert_eq!(merged_key_file(new, &merged).as_str(), merged.as_str());
-    }
 }

@@ -29,11 +29,7 @@ pub(super) struct Signals {
 impl Signals {
     pub(super) fn install() -> anyhow::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .context("cannot start the signal handler")?;
+        let runtime = crate::runtime::runtime()?;
         let (terminate, terminal) = runtime
             .block_on(async {
                 let terminal = [
