@@ -1,11 +1,46 @@
-//! Day-2 operations on ClusterAPI clusters, the parts operators do today with `kubectl` and
-//! `clusterctl`.
+//! Day-2 operations on ClusterAPI clusters, the parts operators do today with `kubectl scale`,
+//! `kubectl drain` and `clusterctl describe`.
 //!
-//! # What it will expose
+//! This first part is the decisions, which need no server: which pods a drain evicts, skips or
+//! is blocked by ([`DrainPlan`], `kubectl drain`'s filters in its order), the eviction body that
+//! makes a grace period take effect ([`eviction_body`]), which scales ClusterAPI would refuse or
+//! undo ([`scale::check`]), and which Machine runs a Node ([`find_machine`]). The requests that
+//! carry them out build on `capstan-kube`'s API wrapper, discovery and waits.
 //!
-//! - scaling `MachineDeployment`s and `KubeadmControlPlane`s;
-//! - cordon and drain of a node with `kubectl drain` semantics (eviction API with
-//!   PodDisruptionBudgets respected, the `policy/v1beta1` fallback for older servers, DaemonSet
-//!   and mirror pods skipped);
-//! - replacing a machine safely;
-//! - a status view of clusters, control planes and machine deployments.
+//! ```
+//! use capstan_capi::{DaemonSetLookup, DrainPlan, PodFilters};
+//! use k8s_openapi::api::core::v1::Pod;
+//!
+//! let bare: Pod = serde_json::from_value(serde_json::json!({
+//!     "metadata": {"name": "debug", "namespace": "shop"},
+//!     "status": {"phase": "Running"}
+//! }))?;
+//! let plan = DrainPlan::new(&[bare], &PodFilters::default(), k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+//!     |_, _| DaemonSetLookup::Exists);
+//! assert!(plan.is_blocked());
+//! assert_eq!(plan.blockers[0].reason.to_string(), "Pods that declare no controller");
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
+//! # Module map
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `filter` | one pod's verdict: kubectl's five filters, blockers and warnings |
+//! | `drain` | a node's [`DrainPlan`], grouped by reason, and the eviction body |
+//! | `scale` | scalable kinds, absolute and relative changes, the webhooks' refusals |
+//! | `machine` | Node → Machine (annotation, `nodeRef`, provider ID) and the owner to scale down |
+
+mod drain;
+mod filter;
+mod machine;
+pub mod scale;
+
+pub use crate::{
+    drain::{DrainPlan, Group, PodRef, eviction_body},
+    filter::{Blocker, DaemonSetLookup, PodFilters, Reason, Verdict, Warning},
+    machine::{
+        CLUSTER_NAMESPACE_ANNOTATION, DELETE_MACHINE_ANNOTATION, MACHINE_ANNOTATION, Route,
+        annotated_machine, find_machine, scaling_owner,
+    },
+};
