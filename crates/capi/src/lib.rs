@@ -3,7 +3,8 @@
 //!
 //! This first part is the decisions, which need no server: which pods a drain evicts, skips or
 //! is blocked by ([`DrainPlan`], `kubectl drain`'s filters in its order), the eviction body that
-//! makes a grace period take effect ([`eviction_body`]), which scales ClusterAPI would refuse or
+//! makes a grace period take effect ([`eviction_body`]), what the server's answer means and
+//! which disruption budgets hold a pod ([`Answer`], [`budget_reports`]), which scales ClusterAPI would refuse or
 //! undo ([`scale::check`]), and which Machine runs a Node ([`find_machine`]). The requests that
 //! carry them out build on `capstan-kube`'s API wrapper, discovery and waits.
 //!
@@ -28,16 +29,19 @@
 //! |---|---|
 //! | `filter` | one pod's verdict: kubectl's five filters, blockers and warnings |
 //! | `drain` | a node's [`DrainPlan`], grouped by reason, and the eviction body |
+//! | `eviction` | the server's [`Answer`] to an eviction, and the budgets that hold pods |
 //! | `scale` | scalable kinds, absolute and relative changes, the webhooks' refusals |
 //! | `machine` | Node → Machine (annotation, `nodeRef`, provider ID) and the owner to scale down |
 
 mod drain;
+mod eviction;
 mod filter;
 mod machine;
 pub mod scale;
 
 pub use crate::{
     drain::{DrainPlan, Group, PodRef, eviction_body},
+    eviction::{Answer, BudgetReport, budget_reports},
     filter::{Blocker, DaemonSetLookup, PodFilters, Reason, Verdict, Warning},
     machine::{
         CLUSTER_NAMESPACE_ANNOTATION, DELETE_MACHINE_ANNOTATION, MACHINE_ANNOTATION, Route,
