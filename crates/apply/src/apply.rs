@@ -2,12 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use capstan_kube::{Backoff, Catalog, RequestFailure, condition, poll_until};
 use capstan_manifest::ObjectId;
 use futures::{StreamExt as _, stream};
+use kube::api::PatchParams;
 use serde_json::Value;
 
-use crate::api::ApplyRequest;
-use crate::catalog::Catalog;
 use crate::deployer::Deployer;
 use crate::error::{Error, Result};
 use crate::options::{Event, Progress};
@@ -127,11 +127,8 @@ impl Deployer {
                 kind: item.id().kind().to_owned(),
             });
         };
-        let request = ApplyRequest {
-            manager: &self.options.field_manager,
-            force: self.options.force_conflicts,
-            dry_run: false,
-        };
+        let mut request = PatchParams::apply(&self.options.field_manager);
+        request.force = self.options.force_conflicts;
         let applied = self
             .api
             .apply(target, &item.body, &request)
@@ -183,29 +180,25 @@ impl Deployer {
     async fn wait_established(&self, crd: &Planned<'_>, deadline: Instant) -> Result<()> {
         let target = crd.target().expect("applied CRDs are resolved");
         let mut reason = None;
-        let mut delay = Duration::from_millis(50);
-        loop {
+        let established = poll_until(deadline, ESTABLISHING, async || {
             let live = self
                 .api
                 .get(target)
                 .await
                 .map_err(|source| self.object_error(crd, "read", source))?;
-            let established = live.as_ref().and_then(|crd| condition(crd, "Established"));
-            match established {
-                Some(("True", _)) => return Ok(()),
-                Some((_, message)) => reason = message.map(str::to_owned),
+            match live.as_ref().and_then(|crd| condition(crd, "Established")) {
+                Some(established) if established.is_true() => return Ok::<_, Error>(Some(())),
+                Some(established) => reason = established.message.map(str::to_owned),
                 None => {}
             }
-            if Instant::now() >= deadline {
-                return Err(Error::NotEstablished {
-                    id: crd.id().clone(),
-                    seconds: self.options.timeout.as_secs(),
-                    reason,
-                });
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
-        }
+            Ok(None)
+        })
+        .await?;
+        established.ok_or_else(|| Error::NotEstablished {
+            id: crd.id().clone(),
+            seconds: self.options.timeout.as_secs(),
+            reason,
+        })
     }
 
     /// Rediscovers the API until the wave's kinds are served (a CRD Established in an earlier
@@ -218,7 +211,7 @@ impl Deployer {
         items: &mut [Planned<'_>],
     ) {
         let deadline = Instant::now() + self.options.timeout;
-        loop {
+        let served = poll_until(deadline, REDISCOVERY, async || {
             if let Ok(fresh) = Catalog::discover_only(&self.api, &versions).await {
                 catalog.merge(fresh);
             }
@@ -227,19 +220,17 @@ impl Deployer {
                 .iter_mut()
                 .filter(|i| i.resource.is_none() && i.error.is_none())
             {
-                let id = item.id();
-                match catalog.resolve(id.group(), id.version(), id.kind()) {
+                match catalog.resolve_id(item.id()) {
                     Some(resource) => {
                         item.place(resource, self.api.client().default_namespace());
                     }
                     None => missing = true,
                 }
             }
-            if !missing || Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            Ok::<_, std::convert::Infallible>((!missing).then_some(()))
+        });
+        // Kinds still missing at the deadline fail when written.
+        let _ = served.await;
     }
 
     /// A failed request for an object, classified.
@@ -262,43 +253,33 @@ impl Deployer {
         operation: &'static str,
         source: kube::Error,
     ) -> Error {
-        match source {
-            kube::Error::Api(status) if status.code == 409 && status.reason == "Conflict" => {
-                Error::Conflict {
-                    id: id.clone(),
-                    message: status.message,
-                }
-            }
-            kube::Error::Api(status) => Error::Rejected {
+        match RequestFailure::classify(source) {
+            RequestFailure::Conflict { message } => Error::Conflict {
                 id: id.clone(),
-                operation,
-                code: status.code,
-                message: status.message,
+                message,
             },
-            source => Error::Request {
+            RequestFailure::Rejected { code, message } => Error::Rejected {
                 id: id.clone(),
                 operation,
-                cause: source,
+                code,
+                message,
+            },
+            RequestFailure::Unanswered(cause) => Error::Request {
+                id: id.clone(),
+                operation,
+                cause,
             },
         }
     }
 }
 
+/// A CRD is usually Established within a second: look often at first.
+const ESTABLISHING: Backoff =
+    Backoff::exponential(Duration::from_millis(50), Duration::from_secs(1));
+
+/// Discovery shows a new kind a moment after its CRD is Established.
+const REDISCOVERY: Backoff = Backoff::fixed(Duration::from_millis(200));
+
 fn wave_key(item: &Planned<'_>) -> (u32, capstan_manifest::Phase) {
     (item.object.barrier_group(), item.object.phase())
-}
-
-/// A condition's status and message.
-pub(crate) fn condition<'v>(object: &'v Value, kind: &str) -> Option<(&'v str, Option<&'v str>)> {
-    object
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-        .map(|c| {
-            (
-                c.get("status").and_then(Value::as_str).unwrap_or_default(),
-                c.get("message").and_then(Value::as_str),
-            )
-        })
 }

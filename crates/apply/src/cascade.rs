@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use capstan_manifest::ObjectId;
 use futures::{StreamExt as _, stream};
 
-use crate::api::MetaItem;
-use crate::catalog::{Catalog, Resource};
 use crate::deployer::Deployer;
 use crate::prune::{Keep, Owned, SCAN_PARALLEL};
+use capstan_kube::MetaItem;
+use capstan_kube::{Catalog, Resource};
 
 /// How many of the objects that hold a Namespace or CRD back a [`Keep`] names.
 const NAMED: usize = 5;
@@ -142,7 +142,7 @@ impl Deployer {
                     (id, item)
                 })
                 .collect()),
-            Err(error) if matches!(crate::api::status_code(&error), Some(404 | 405)) => {
+            Err(error) if matches!(capstan_kube::status_code(&error), Some(404 | 405)) => {
                 Ok(Vec::new())
             }
             Err(error) => Err(format!(

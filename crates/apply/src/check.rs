@@ -2,12 +2,12 @@
 
 use serde_json::Value;
 
-use crate::api::ApplyRequest;
 use crate::deployer::Deployer;
 use crate::diff::Diff;
 use crate::error::Error;
 use crate::normalize::normalize;
 use crate::plan::{Action, Planned};
+use kube::api::PatchParams;
 
 impl Deployer {
     /// Settles one object with the server: a read, then a dry run for objects that exist (and,
@@ -53,11 +53,8 @@ impl Deployer {
             item.diff = Some(Diff::new(None, &item.body, &item.masked, &item.secrets));
             return item;
         }
-        let request = ApplyRequest {
-            manager: &self.options.field_manager,
-            force: self.options.force_conflicts,
-            dry_run: true,
-        };
+        let mut request = PatchParams::apply(&self.options.field_manager).dry_run();
+        request.force = self.options.force_conflicts;
         let planned = match self.api.apply(target, &original.body, &request).await {
             Ok(planned) => planned,
             Err(source) => {
@@ -95,11 +92,9 @@ impl Deployer {
         body["metadata"]["namespace"] = Value::String(namespace.clone());
         let mut target = original.target().expect("checked objects are resolved");
         target.namespace = Some(&namespace);
-        let request = ApplyRequest {
-            manager: &self.options.field_manager,
-            force: true,
-            dry_run: true,
-        };
+        let request = PatchParams::apply(&self.options.field_manager)
+            .dry_run()
+            .force();
         match self.api.apply(target, &body, &request).await {
             Ok(_) => item.verified = true,
             Err(source) => item.error = Some(self.object_error(&item, "dry-run apply", source)),

@@ -3,15 +3,15 @@
 use capstan_manifest::{Manifest, ObjectId};
 use kube::Client;
 
-use crate::api::Api;
 use crate::apply::Outcome;
-use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::health::ObjectStatus;
 use crate::lock::StageLock;
 use crate::options::{Options, Progress};
 use crate::plan::{Action, Plan};
 use crate::prune::{Blind, Deletion, Owned};
+use capstan_kube::Api;
+use capstan_kube::Catalog;
 
 /// Deploys manifests to one cluster and answers what a discriminator owns there.
 ///
@@ -336,8 +336,7 @@ impl Deployer {
             operation: "status",
         })?;
         self.api.reset();
-        let catalog =
-            Catalog::discover_only(&self.api, &crate::plan::group_versions(manifest)).await?;
+        let catalog = Catalog::discover_for(&self.api, manifest).await?;
         self.health(&catalog, manifest, label, None).await
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use capstan_kube::Cause;
 use capstan_manifest::ObjectId;
 
 use crate::lock::LockHolder;
@@ -10,9 +11,9 @@ use crate::lock::LockHolder;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The server's API could not be discovered.
-    #[error("cannot discover the server's API: {}", Cause(.0))]
-    Discovery(kube::Error),
+    /// Discovery failed (see [`capstan_kube::Error`]).
+    #[error(transparent)]
+    Kube(#[from] capstan_kube::Error),
 
     /// Listing a resource type failed.
     #[error("cannot list {resource}: {}", Cause(.cause))]
@@ -59,8 +60,8 @@ pub enum Error {
 
     /// Another field manager owns fields the object sets to other values.
     #[error(
-        "{id}: {message} (use --force-conflicts to take the fields over, or remove them from \
-         the manifest)"
+        "{id}: {message} (taking the fields over needs `Options::force_conflicts`; or remove \
+         them from the manifest)"
     )]
     Conflict {
         /// The object.
@@ -131,9 +132,8 @@ pub enum Error {
 
     /// Prune would delete everything the discriminator owns.
     #[error(
-        "refusing to prune with an empty manifest set: every object labelled {selector} would \
-         be deleted (a failed render often looks like this); pass --allow-empty if that is what \
-         you want"
+        "refusing to prune with an empty manifest set without `Options::allow_empty`: every \
+         object labelled {selector} would be deleted (a failed render often looks like this)"
     )]
     EmptyManifest {
         /// The label selector.
@@ -275,40 +275,5 @@ impl Error {
     }
 }
 
-/// A failed request as a person reads it: the server's code, reason and message, without the
-/// struct dump kube's own message appends.
-struct Cause<'a>(&'a kube::Error);
-
-impl std::fmt::Display for Cause<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            kube::Error::Api(status) if status.reason.is_empty() => {
-                write!(f, "{} {}", status.code, status.message)
-            }
-            kube::Error::Api(status) => {
-                write!(f, "{} {}: {}", status.code, status.reason, status.message)
-            }
-            other => write!(f, "{other}"),
-        }
-    }
-}
-
 /// The result type of capstan-apply.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-#[cfg(test)]
-mod tests {
-    use super::Error;
-
-    #[test]
-    fn a_servers_answer_is_shown_once_without_a_struct_dump() {
-        let status =
-            kube::core::Status::failure("the token is not valid", "Unauthorized").with_code(401);
-        let error = Error::Discovery(kube::Error::Api(Box::new(status)));
-        assert_eq!(
-            format!("{error}"),
-            "cannot discover the server's API: 401 Unauthorized: the token is not valid"
-        );
-        assert!(std::error::Error::source(&error).is_none());
-    }
-}

@@ -4,13 +4,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use capstan_kube::{Backoff, Catalog, Readiness, assess, poll_until};
 use capstan_manifest::{Label, Manifest, ObjectId};
 use futures::{StreamExt as _, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::apply::condition;
-use crate::catalog::Catalog;
 use crate::deployer::Deployer;
 use crate::error::{Error, Result};
 use crate::options::{Event, Progress};
@@ -59,7 +58,7 @@ impl Deployer {
             .collect();
         let mut types: Vec<_> = objects
             .iter()
-            .filter_map(|id| catalog.resolve(id.group(), id.version(), id.kind()))
+            .filter_map(|id| catalog.resolve_id(id))
             .collect();
         types.sort_by(|a, b| {
             a.api
@@ -119,16 +118,14 @@ impl Deployer {
         Ok(objects
             .into_iter()
             .map(|id| {
-                let namespaced = catalog
-                    .resolve(id.group(), id.version(), id.kind())
-                    .is_some_and(|r| r.namespaced);
+                let namespaced = catalog.resolve_id(id).is_some_and(|r| r.namespaced);
                 let key = if namespaced && id.namespace().is_none() {
                     ObjectId::new(&id.api_version(), id.kind(), Some(default), id.name())
                 } else {
                     id.clone()
                 };
                 let (health, message) = match live.get(&key) {
-                    Some(object) => assess(object),
+                    Some(object) => health_of(object),
                     None => (Health::Missing, None),
                 };
                 ObjectStatus {
@@ -149,8 +146,10 @@ impl Deployer {
         ids: &[ObjectId],
         progress: Progress<'_>,
     ) -> Result<Vec<ObjectStatus>> {
+        progress(Event::Waiting { total: ids.len() });
         let deadline = Instant::now() + self.options.timeout;
-        loop {
+        let mut last = Vec::new();
+        let settled = poll_until(deadline, READINESS, async || {
             let status = self.health(catalog, manifest, label, Some(ids)).await?;
             let ready = status.iter().filter(|s| s.health == Health::Ready).count();
             progress(Event::Ready {
@@ -158,143 +157,27 @@ impl Deployer {
                 total: status.len(),
             });
             let failed = status.iter().any(|s| s.health == Health::Failed);
-            if ready == status.len() || failed || Instant::now() >= deadline {
-                return Ok(status);
+            if ready == status.len() || failed {
+                return Ok::<_, Error>(Some(status));
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+            last = status;
+            Ok(None)
+        })
+        .await?;
+        Ok(settled.unwrap_or(last))
     }
 }
+
+/// Rollouts take seconds: once a second is often enough.
+const READINESS: Backoff = Backoff::fixed(Duration::from_secs(1));
 
 /// The health of a live object.
-pub(crate) fn assess(object: &Value) -> (Health, Option<String>) {
-    let int = |pointer: &str| object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
-    let group_kind = (
-        object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-        object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-    );
-    if matches!(group_kind.1, "Deployment" | "StatefulSet" | "DaemonSet")
-        && group_kind.0 == "apps/v1"
-        && int("/status/observedGeneration") < int("/metadata/generation")
-    {
-        return (
-            Health::Progressing,
-            Some("the controller has not seen the new generation".into()),
-        );
-    }
-    let progressing = |message: String| (Health::Progressing, Some(message));
-    match group_kind {
-        ("apps/v1", "Deployment") => {
-            if let Some(("False", message)) = condition(object, "Progressing") {
-                return (Health::Failed, message.map(str::to_owned));
-            }
-            let want = object
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            let (updated, available) = (
-                int("/status/updatedReplicas"),
-                int("/status/availableReplicas"),
-            );
-            if updated < want || available < want || int("/status/replicas") > want {
-                return progressing(format!(
-                    "{available} of {want} replicas available, {updated} updated"
-                ));
-            }
-        }
-        ("apps/v1", "StatefulSet") => {
-            let want = object
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
-            let (ready, updated) = (int("/status/readyReplicas"), int("/status/updatedReplicas"));
-            if ready < want || updated < want {
-                return progressing(format!(
-                    "{ready} of {want} replicas ready, {updated} updated"
-                ));
-            }
-        }
-        ("apps/v1", "DaemonSet") => {
-            let want = int("/status/desiredNumberScheduled");
-            let (updated, available) = (
-                int("/status/updatedNumberScheduled"),
-                int("/status/numberAvailable"),
-            );
-            if updated < want || available < want {
-                return progressing(format!(
-                    "{available} of {want} pods available, {updated} updated"
-                ));
-            }
-        }
-        ("batch/v1", "Job") => {
-            if let Some(("True", message)) = condition(object, "Failed") {
-                return (Health::Failed, message.map(str::to_owned));
-            }
-            if !matches!(condition(object, "Complete"), Some(("True", _))) {
-                return progressing("not complete".to_owned());
-            }
-        }
-        (api_version, "CustomResourceDefinition")
-            if api_version.starts_with("apiextensions.k8s.io/") =>
-        {
-            if !matches!(condition(object, "Established"), Some(("True", _))) {
-                return progressing("not Established".to_owned());
-            }
-        }
-        _ => {
-            if let Some((status, message)) = condition(object, "Ready")
-                && status != "True"
-            {
-                let message = message.map_or_else(|| "not Ready".to_owned(), str::to_owned);
-                return (Health::Progressing, Some(message));
-            }
-        }
-    }
-    (Health::Ready, None)
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::{Health, assess};
-
-    #[test]
-    fn deployments_are_ready_when_every_replica_is_updated_and_available() {
-        let mut deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"generation": 2}, "spec": {"replicas": 2},
-            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 1}});
-        assert_eq!(assess(&deployment).0, Health::Progressing);
-        deployment["status"]["availableReplicas"] = json!(2);
-        assert_eq!(assess(&deployment).0, Health::Ready);
-        deployment["metadata"]["generation"] = json!(3);
-        assert_eq!(assess(&deployment).0, Health::Progressing);
-    }
-
-    #[test]
-    fn jobs_fail_or_complete_by_condition() {
-        let job = |kind: &str| {
-            json!({"apiVersion": "batch/v1", "kind": "Job",
-            "status": {"conditions": [{"type": kind, "status": "True", "message": "m"}]}})
-        };
-        assert_eq!(assess(&job("Complete")).0, Health::Ready);
-        assert_eq!(assess(&job("Failed")).0, Health::Failed);
-    }
-
-    #[test]
-    fn other_kinds_follow_their_ready_condition_or_are_ready_when_present() {
-        let cert = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
-            "status": {"conditions": [{"type": "Ready", "status": "False", "message": "issuing"}]}});
-        assert_eq!(assess(&cert), (Health::Progressing, Some("issuing".into())));
-        assert_eq!(
-            assess(&json!({"apiVersion": "v1", "kind": "ConfigMap"})).0,
-            Health::Ready
-        );
-    }
+fn health_of(object: &Value) -> (Health, Option<String>) {
+    let assessment = assess(object);
+    let health = match assessment.readiness {
+        Readiness::Ready => Health::Ready,
+        Readiness::Failed => Health::Failed,
+        _ => Health::Progressing,
+    };
+    (health, assessment.message)
 }

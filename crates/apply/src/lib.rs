@@ -60,10 +60,8 @@
 // also rare and off every hot path, and boxing them would only make matching clumsier.
 #![allow(clippy::result_large_err)]
 
-mod api;
 mod apply;
 mod cascade;
-mod catalog;
 mod check;
 mod deployer;
 mod diff;

@@ -6,14 +6,13 @@ use std::collections::{HashMap, HashSet};
 use capstan_manifest::{Manifest, Object, ObjectId};
 use futures::{StreamExt as _, stream};
 
-use crate::api::MetaItem;
-use crate::api::{Target, status_code};
-use crate::catalog::{Catalog, Resource};
 use crate::check::Check;
 use crate::deployer::Deployer;
 use crate::error::{Error, Result};
 use crate::ownership;
 use crate::plan::{Planned, type_key};
+use capstan_kube::{Catalog, Resource};
+use capstan_kube::{MetaItem, Target, status_code};
 
 /// Objects of one type in one namespace at or above this many are checked for existence with
 /// one list instead of a read each.

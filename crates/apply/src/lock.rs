@@ -15,8 +15,8 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::task::JoinHandle;
 
-use crate::api::{Api, status_code};
 use crate::error::{Error, Result};
+use capstan_kube::{Api, Backoff, poll_until, status_code};
 
 use self::lease::{
     OWNER_ANNOTATION, body, create_namespace, duration_of, expires_in, failure, failure_at, get,
@@ -222,66 +222,76 @@ impl StageLock {
         let mut told: Option<String> = None;
         let mut observed: Option<(String, Instant)> = None;
         let mut namespace_made = false;
-        loop {
-            let now = micro_now();
-            match send::<Lease>(&api, &request, |r| {
-                r.create(&post(), body(&request, now, None))
-            })
-            .await
-            {
-                Ok(lease) => return Ok(Self::start(api, request, now, lease)),
-                Err(error) if status_code(&error) == Some(409) => {}
-                Err(error) if status_code(&error) == Some(404) && !namespace_made => {
-                    create_namespace(&api, &request).await?;
-                    namespace_made = true;
-                    continue;
-                }
-                Err(error) => return Err(failure(&request, "create", error)),
-            }
-            let Some(lease) = read(&api, &request).await? else {
-                continue;
-            };
-            if is_ours(&lease, &request.holder, now) {
-                // A create whose answer was lost and that the retry found in place.
-                return Ok(Self::start(api, request, now, lease));
-            }
-            let version = lease.metadata.resource_version.clone().unwrap_or_default();
-            let unchanged_since = match &observed {
-                Some((seen, since)) if *seen == version => *since,
-                _ => observed.insert((version, Instant::now())).1,
-            };
-            let holder = LockHolder::of(&lease, Timestamp::now());
-            let stale = unchanged_since.elapsed() >= duration_of(&lease).unwrap_or(request.lease);
-            if holder.holder.is_empty() || holder.expires_in == Some(Duration::ZERO) || stale {
+        let mut holder = None;
+        let deadline = started + request.wait.unwrap_or_default();
+        let taken = poll_until(deadline, Backoff::fixed(POLL), async || {
+            // Races (a namespace just made, a Lease just gone or just taken) are looked at
+            // again at once; only a live holder is waited for.
+            loop {
                 let now = micro_now();
-                let taken = body(&request, now, Some(lease));
-                let name = request.name.clone();
-                match send::<Lease>(&api, &request, |r| r.replace(&name, &post(), taken.clone()))
-                    .await
+                match send::<Lease>(&api, &request, |r| {
+                    r.create(&post(), body(&request, now, None))
+                })
+                .await
                 {
-                    Ok(lease) => return Ok(Self::start(api, request, now, lease)),
-                    // Another run was quicker, or the holder released it: look again.
-                    Err(error) if matches!(status_code(&error), Some(404 | 409)) => continue,
-                    Err(error) => return Err(failure(&request, "take over", error)),
+                    Ok(lease) => return Ok(Some((now, lease))),
+                    Err(error) if status_code(&error) == Some(409) => {}
+                    Err(error) if status_code(&error) == Some(404) && !namespace_made => {
+                        create_namespace(&api, &request).await?;
+                        namespace_made = true;
+                        continue;
+                    }
+                    Err(error) => return Err(failure(&request, "create", error)),
                 }
-            }
-            let waited = started.elapsed();
-            let left = match request.wait {
-                Some(limit) if waited < limit => limit - waited,
-                wait => {
-                    return Err(Error::Locked {
-                        namespace: request.namespace,
-                        name: request.name,
-                        holder,
-                        waited: wait.map(|_| waited),
-                    });
+                let Some(lease) = read(&api, &request).await? else {
+                    continue;
+                };
+                if is_ours(&lease, &request.holder, now) {
+                    // A create whose answer was lost and that the retry found in place.
+                    return Ok(Some((now, lease)));
                 }
-            };
-            if told.as_deref() != Some(holder.holder.as_str()) {
-                on_wait(&holder);
-                told = Some(holder.holder);
+                let version = lease.metadata.resource_version.clone().unwrap_or_default();
+                let unchanged_since = match &observed {
+                    Some((seen, since)) if *seen == version => *since,
+                    _ => observed.insert((version, Instant::now())).1,
+                };
+                let current = LockHolder::of(&lease, Timestamp::now());
+                let stale =
+                    unchanged_since.elapsed() >= duration_of(&lease).unwrap_or(request.lease);
+                if current.holder.is_empty() || current.expires_in == Some(Duration::ZERO) || stale
+                {
+                    let now = micro_now();
+                    let taken = body(&request, now, Some(lease));
+                    let name = request.name.clone();
+                    match send::<Lease>(&api, &request, |r| {
+                        r.replace(&name, &post(), taken.clone())
+                    })
+                    .await
+                    {
+                        Ok(lease) => return Ok(Some((now, lease))),
+                        // Another run was quicker, or the holder released it: look again.
+                        Err(error) if matches!(status_code(&error), Some(404 | 409)) => continue,
+                        Err(error) => return Err(failure(&request, "take over", error)),
+                    }
+                }
+                let waiting = request.wait.is_some_and(|limit| started.elapsed() < limit);
+                if waiting && told.as_deref() != Some(current.holder.as_str()) {
+                    on_wait(&current);
+                    told = Some(current.holder.clone());
+                }
+                holder = Some(current);
+                return Ok(None);
             }
-            tokio::time::sleep(POLL.min(left)).await;
+        })
+        .await?;
+        match (taken, holder) {
+            (Some((acquired, lease)), _) => Ok(Self::start(api, request, acquired, lease)),
+            (None, holder) => Err(Error::Locked {
+                waited: request.wait.map(|_| started.elapsed()),
+                namespace: request.namespace,
+                name: request.name,
+                holder: holder.expect("a wait that timed out saw a holder"),
+            }),
         }
     }
 

@@ -7,8 +7,6 @@ use futures::{StreamExt as _, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::Target;
-use crate::catalog::{Catalog, Resource};
 use crate::check::Check;
 use crate::deployer::Deployer;
 use crate::diff::Diff;
@@ -19,6 +17,8 @@ use crate::ownership::OWNER_ANNOTATION;
 use crate::proof::{content_hash, proves_unchanged};
 use crate::prune::{Blind, Orphan};
 use crate::redact::Redactions;
+use capstan_kube::Target;
+use capstan_kube::{Catalog, Resource};
 
 /// What applying an object does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -175,7 +175,7 @@ impl<'m> Plan<'m> {
 
     /// Group-versions whose discovery failed: kinds there could not be checked or scanned.
     pub fn unavailable_apis(&self) -> &[String] {
-        &self.catalog.unavailable
+        self.catalog.unavailable()
     }
 
     /// What the prune scan could not see because listing it is forbidden to the user; its
@@ -197,7 +197,7 @@ impl Deployer {
         let catalog = if prune {
             Catalog::discover(&self.api).await?
         } else {
-            Catalog::discover_only(&self.api, &group_versions(manifest)).await?
+            Catalog::discover_for(&self.api, manifest).await?
         };
         progress(Event::Discovered {
             resources: catalog.len(),
@@ -313,7 +313,7 @@ impl Deployer {
                 return item;
             }
         }
-        match catalog.resolve(id.group(), id.version(), id.kind()) {
+        match catalog.resolve_id(id) {
             Some(resource) => item.place(resource, self.api.client().default_namespace()),
             // Applied once the CRD earlier in the run is Established.
             None if defined.contains(&(id.group().to_owned(), id.kind().to_owned())) => {
@@ -454,14 +454,6 @@ fn key(item: &Planned<'_>) -> (String, Option<String>, String) {
         item.namespace.clone(),
         item.id().name().to_owned(),
     )
-}
-
-/// Every `apiVersion` the manifests use, once.
-pub(crate) fn group_versions(manifest: &Manifest) -> Vec<String> {
-    let mut versions: Vec<String> = manifest.iter().map(|o| o.id().api_version()).collect();
-    versions.sort();
-    versions.dedup();
-    versions
 }
 
 /// `(group, kind)` of every CustomResourceDefinition in the manifests.

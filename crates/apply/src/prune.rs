@@ -8,13 +8,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::ApiResource;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{MetaItem, Target};
-use crate::catalog::{Catalog, Resource};
 use crate::deployer::Deployer;
 use crate::error::{Error, Result};
 use crate::options::{Event, Progress};
 use crate::ownership;
 use crate::plan::Plan;
+use capstan_kube::{Catalog, Resource};
+use capstan_kube::{MetaItem, Target};
 
 /// Annotation that keeps an object from ever being pruned or deleted by capstan.
 pub const SKIP_DELETE_ANNOTATION: &str = "capstan.io/skip-delete";
@@ -252,7 +252,7 @@ impl Deployer {
             }
             Err(error) => error,
         };
-        match crate::api::status_code(&error) {
+        match capstan_kube::status_code(&error) {
             // A type that cannot be listed after all (405, 404 of a vanishing API) holds
             // nothing capstan could have applied through it.
             Some(404 | 405) => return Ok(listed),
@@ -272,7 +272,7 @@ impl Deployer {
         for namespace in namespaces {
             match list(Some(namespace)).await {
                 Ok(items) => listed.items.extend(items),
-                Err(error) if crate::api::status_code(&error) == Some(403) => {
+                Err(error) if capstan_kube::status_code(&error) == Some(403) => {
                     listed.unlisted = Some(format!("{} in {namespace}", resource.describe()));
                 }
                 Err(source) => {
@@ -363,7 +363,7 @@ impl Deployer {
                         Ok(true) => Ok(Removal::Deleted),
                         Ok(false) => Ok(Removal::AlreadyGone),
                         // A changed UID (409) means the object was replaced: not ours to delete.
-                        Err(error) if crate::api::status_code(&error) == Some(409) => {
+                        Err(error) if capstan_kube::status_code(&error) == Some(409) => {
                             Ok(Removal::Replaced)
                         }
                         Err(source) => Err(self.request_error(&object.id, "delete", source)),

@@ -176,7 +176,7 @@ async fn conflicts_name_the_manager_and_field_unless_forced() {
     assert!(
         error.contains("kubectl-create")
             && error.contains(".data.key")
-            && error.contains("--force-conflicts"),
+            && error.contains("`Options::force_conflicts`"),
         "{error}"
     );
 

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod cluster;
 mod deploy;
+mod hints;
 mod inspect;
 mod local;
 mod progress;
@@ -100,11 +101,17 @@ fn report(failure: &Failure) {
             writeln!(stderr, "error: {} problem{plural} found", problems.len())
         }
         // A server message or a file name can carry terminal control sequences.
-        _ => writeln!(
-            stderr,
-            "error: {}",
-            capstan_manifest::escape_controls(&format!("{:#}", failure.0))
-        ),
+        _ => {
+            let mut line = format!("{:#}", failure.0);
+            if let Some(hint) = hints::inline(&failure.0) {
+                line = format!("{line}; {hint}");
+            }
+            writeln!(
+                stderr,
+                "error: {}",
+                capstan_manifest::escape_controls(&line)
+            )
+        }
     };
 }
 

@@ -3,10 +3,11 @@
 use std::io::IsTerminal as _;
 use std::sync::Mutex;
 
-use capstan_apply::Event;
+use capstan_kube::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Turns the deployer's events into a progress bar.
+/// One bar for the libraries' progress: a phase each, and a finished phase's line stays on
+/// screen above what follows.
 pub(crate) struct Bar {
     bar: Mutex<Option<ProgressBar>>,
     enabled: bool,
@@ -21,43 +22,43 @@ impl Bar {
         }
     }
 
-    /// Handles one event.
-    pub(crate) fn event(&self, event: Event<'_>) {
-        if !self.enabled {
+    /// Shows a deployer's event, by the step of progress it means.
+    pub(crate) fn event(&self, event: capstan_apply::Event<'_>) {
+        self.update(event.progress());
+    }
+
+    /// Shows one step of progress; events without one (`None`) change nothing.
+    pub(crate) fn update(&self, progress: Option<Progress>) {
+        let Some(progress) = progress.filter(|_| self.enabled) else {
             return;
-        }
-        let mut bar = self.bar.lock().unwrap_or_else(|poison| poison.into_inner());
-        let mut replace = |total: usize, message: &str| {
-            if let Some(old) = bar.replace(start(total, message)) {
-                old.finish_and_clear();
-            }
         };
-        match event {
-            Event::Checking { total } => replace(total, "checking"),
-            Event::Wave { index, writes } => replace(writes, &format!("wave {index}")),
-            Event::Scanning { resources } => replace(resources, "scanning resource types"),
-            _ => {}
-        }
-        match event {
-            Event::Ready { ready, total } => {
-                let current = bar.get_or_insert_with(|| start(total, "waiting for readiness"));
-                current.set_position(ready as u64);
-            }
-            Event::Establishing { count } => {
-                if let Some(current) = bar.as_ref() {
-                    current.set_message(format!("waiting for {count} CRDs to be Established"));
+        let mut bar = self.bar.lock().unwrap_or_else(|poison| poison.into_inner());
+        match progress {
+            Progress::Phase { name, total } => {
+                if let Some(old) = bar.replace(start(total, name)) {
+                    old.finish();
                 }
             }
-            Event::Checked { .. } | Event::Applied { .. } | Event::Deleted { .. } => {
+            Progress::Advance(steps) => {
                 if let Some(current) = bar.as_ref() {
-                    current.inc(1);
+                    current.inc(steps as u64);
+                }
+            }
+            Progress::Position(done) => {
+                if let Some(current) = bar.as_ref() {
+                    current.set_position(done as u64);
+                }
+            }
+            Progress::Note(note) => {
+                if let Some(current) = bar.as_ref() {
+                    current.set_message(note);
                 }
             }
             _ => {}
         }
     }
 
-    /// Removes the bar before results are printed.
+    /// Ends the last phase before results are printed, leaving its line in place.
     pub(crate) fn finish(&self) {
         if let Some(bar) = self
             .bar
@@ -65,16 +66,16 @@ impl Bar {
             .unwrap_or_else(|poison| poison.into_inner())
             .take()
         {
-            bar.finish_and_clear();
+            bar.finish();
         }
     }
 }
 
-fn start(total: usize, message: &str) -> ProgressBar {
+fn start(total: usize, name: String) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len}") {
         bar.set_style(style.progress_chars("=> "));
     }
-    bar.set_message(message.to_owned());
+    bar.set_message(name);
     bar
 }

@@ -117,12 +117,8 @@ fn write_hints<'e>(
     out: &mut impl Write,
     errors: impl Iterator<Item = &'e capstan_apply::Error>,
 ) -> std::io::Result<()> {
-    let mut errors = errors;
-    if errors.any(|e| matches!(e, capstan_apply::Error::NotAdopted { .. })) {
-        writeln!(
-            out,
-            "hint: take such objects over with --adopt, or `adopt: true` on the stage"
-        )?;
+    for hint in crate::hints::for_objects(errors) {
+        writeln!(out, "hint: {hint}")?;
     }
     Ok(())
 }

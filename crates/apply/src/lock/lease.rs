@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::LockRequest;
-use crate::api::{Api, status_code};
 use crate::error::{Error, Result};
+use capstan_kube::{Api, status_code};
 
 /// Names the discriminator `key=value` a Lease locks, for people reading it with kubectl.
 const LOCK_FOR_ANNOTATION: &str = "capstan.io/lock-for";

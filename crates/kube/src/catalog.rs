@@ -7,44 +7,56 @@ use futures::{StreamExt as _, TryStreamExt as _, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
 use kube::core::ApiResource;
 
+use capstan_manifest::{Manifest, ObjectId};
+
 use crate::api::Api;
 use crate::error::{Error, Result};
 
 /// A served resource type.
 #[derive(Clone, Debug)]
-pub(crate) struct Resource {
-    pub(crate) api: ApiResource,
-    pub(crate) namespaced: bool,
+#[non_exhaustive]
+pub struct Resource {
+    /// Its group, version, kind and plural.
+    pub api: ApiResource,
+    /// Whether its objects live in namespaces.
+    pub namespaced: bool,
     /// Served in its group's preferred version.
-    pub(crate) preferred: bool,
+    pub preferred: bool,
     verbs: Vec<String>,
 }
 
 impl Resource {
-    pub(crate) fn supports(&self, verb: &str) -> bool {
+    /// Whether the server allows `verb` (`list`, `delete`, `patch`, ...) on it.
+    pub fn supports(&self, verb: &str) -> bool {
         self.verbs.iter().any(|v| v == verb)
     }
 
     /// `group/version resource`, for messages.
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!("{} {}", self.api.api_version, self.api.plural)
     }
 }
 
 /// Every served resource type, by group, version and kind.
 #[derive(Debug, Default)]
-pub(crate) struct Catalog {
+pub struct Catalog {
     by_kind: HashMap<(String, String, String), Resource>,
     /// Group-versions whose discovery failed (an aggregated API that is down, say).
-    pub(crate) unavailable: Vec<String>,
+    unavailable: Vec<String>,
 }
 
 /// Discovery requests in flight at once.
 const PARALLEL: usize = 16;
 
 impl Catalog {
-    /// Discovers the server's API: one request for the groups, one per group-version.
-    pub(crate) async fn discover(api: &Api) -> Result<Self> {
+    /// Discovers the server's API: one request for the groups, one per group-version, in
+    /// parallel. A group-version that fails (an aggregated API that is down) is left out and
+    /// listed in [`Catalog::unavailable`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Discovery`] when the groups or the core API cannot be read.
+    pub async fn discover(api: &Api) -> Result<Self> {
         let client = api.client();
         let groups = client.list_api_groups().await.map_err(Error::Discovery)?;
         let mut versions = vec![("v1".to_owned(), true)];
@@ -62,7 +74,11 @@ impl Catalog {
     /// Discovers only the given group-versions (and core `v1`): all a deploy without prune
     /// needs, in one round of parallel requests. A group-version the server does not serve
     /// simply resolves nothing. No type counts as preferred, so nothing can be scanned.
-    pub(crate) async fn discover_only(api: &Api, group_versions: &[String]) -> Result<Self> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Discovery`] when the core API cannot be read.
+    pub async fn discover_only(api: &Api, group_versions: &[String]) -> Result<Self> {
         let mut versions = vec![("v1".to_owned(), false)];
         versions.extend(
             group_versions
@@ -139,28 +155,57 @@ impl Catalog {
     }
 
     /// Adds what another discovery found (types served since this one was made).
-    pub(crate) fn merge(&mut self, other: Catalog) {
+    pub fn merge(&mut self, other: Catalog) {
         for (key, resource) in other.by_kind {
             self.by_kind.entry(key).or_insert(resource);
         }
     }
 
+    /// Discovers what the manifests' objects need: [`Catalog::discover_only`] of every
+    /// `apiVersion` they use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Discovery`] when the core API cannot be read.
+    pub async fn discover_for(api: &Api, manifest: &Manifest) -> Result<Self> {
+        Self::discover_only(api, &group_versions(manifest)).await
+    }
+
+    /// Group-versions whose discovery failed: kinds there could not be resolved.
+    pub fn unavailable(&self) -> &[String] {
+        &self.unavailable
+    }
+
     /// The resource type of `group`/`version`/`kind`, if served.
-    pub(crate) fn resolve(&self, group: &str, version: &str, kind: &str) -> Option<&Resource> {
+    pub fn resolve(&self, group: &str, version: &str, kind: &str) -> Option<&Resource> {
         self.by_kind
             .get(&(group.to_owned(), version.to_owned(), kind.to_owned()))
     }
 
+    /// The resource type of an object, if its `apiVersion` and kind are served.
+    pub fn resolve_id(&self, id: &ObjectId) -> Option<&Resource> {
+        self.resolve(id.group(), id.version(), id.kind())
+    }
+
+    /// The first of `versions` at which the server serves `group`'s `kind`: for a kind that
+    /// moved (`policy/v1` PodDisruptionBudget, `policy/v1beta1` before 1.21), the newest the
+    /// server has.
+    pub fn first_served(&self, group: &str, versions: &[&str], kind: &str) -> Option<&Resource> {
+        versions
+            .iter()
+            .find_map(|version| self.resolve(group, version, kind))
+    }
+
     /// Every type that can be listed and deleted, in its group's preferred version: where
     /// labelled objects can hide.
-    pub(crate) fn deletable(&self) -> impl Iterator<Item = &Resource> {
+    pub fn deletable(&self) -> impl Iterator<Item = &Resource> {
         self.by_kind
             .values()
             .filter(|r| r.preferred && r.supports("list") && r.supports("delete"))
     }
 
     /// The type served for `group` and `plural` in its preferred version, or any served one.
-    pub(crate) fn by_plural(&self, group: &str, plural: &str) -> Option<&Resource> {
+    pub fn by_plural(&self, group: &str, plural: &str) -> Option<&Resource> {
         let mut served = self
             .by_kind
             .values()
@@ -176,7 +221,7 @@ impl Catalog {
 
     /// The other group-versions of `group` that serve `kind`, from a fresh look at the
     /// server's API groups: for telling "served at another version" from "not served at all".
-    pub(crate) async fn versions_serving(api: &Api, group: &str, kind: &str) -> Vec<String> {
+    pub async fn versions_serving(api: &Api, group: &str, kind: &str) -> Vec<String> {
         let client = api.client();
         api.count();
         let Ok(groups) = client.list_api_groups().await else {
@@ -205,8 +250,98 @@ impl Catalog {
         serving
     }
 
-    /// How many group-versions were queried, for request accounting in reports.
-    pub(crate) fn len(&self) -> usize {
+    /// How many resource types the server serves.
+    pub fn len(&self) -> usize {
         self.by_kind.len()
+    }
+
+    /// Whether no type is known.
+    pub fn is_empty(&self) -> bool {
+        self.by_kind.is_empty()
+    }
+}
+
+/// Every `apiVersion` the manifests use, once.
+fn group_versions(manifest: &Manifest) -> Vec<String> {
+    let mut versions: Vec<String> = manifest.iter().map(|o| o.id().api_version()).collect();
+    versions.sort();
+    versions.dedup();
+    versions
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIResource, APIResourceList};
+
+    use super::Catalog;
+
+    fn served(group_version: &str, kind: &str, plural: &str) -> APIResourceList {
+        APIResourceList {
+            group_version: group_version.to_owned(),
+            resources: vec![APIResource {
+                kind: kind.to_owned(),
+                name: plural.to_owned(),
+                namespaced: true,
+                verbs: vec!["list".to_owned(), "delete".to_owned()],
+                ..APIResource::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn a_moved_kind_resolves_at_the_newest_version_the_server_serves() {
+        let mut old = Catalog::default();
+        old.add(
+            "policy/v1beta1",
+            true,
+            served(
+                "policy/v1beta1",
+                "PodDisruptionBudget",
+                "poddisruptionbudgets",
+            ),
+        );
+        let pdb = old.first_served("policy", &["v1", "v1beta1"], "PodDisruptionBudget");
+        assert_eq!(pdb.unwrap().api.api_version, "policy/v1beta1");
+
+        let mut new = Catalog::default();
+        new.add(
+            "policy/v1",
+            true,
+            served("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+        );
+        new.add(
+            "policy/v1beta1",
+            false,
+            served(
+                "policy/v1beta1",
+                "PodDisruptionBudget",
+                "poddisruptionbudgets",
+            ),
+        );
+        let pdb = new.first_served("policy", &["v1", "v1beta1"], "PodDisruptionBudget");
+        assert_eq!(pdb.unwrap().api.api_version, "policy/v1");
+        assert!(
+            new.first_served("policy", &["v2"], "PodDisruptionBudget")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn subresources_are_not_types_of_their_own() {
+        let mut catalog = Catalog::default();
+        let mut list = served("apps/v1", "Deployment", "deployments");
+        list.resources.push(APIResource {
+            kind: "Scale".to_owned(),
+            name: "deployments/scale".to_owned(),
+            ..APIResource::default()
+        });
+        catalog.add("apps/v1", true, list);
+        assert_eq!(catalog.len(), 1);
+        assert!(
+            catalog
+                .resolve("apps", "v1", "Deployment")
+                .unwrap()
+                .supports("delete")
+        );
     }
 }

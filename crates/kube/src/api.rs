@@ -1,4 +1,4 @@
-//! The few requests capstan makes, each retried on transient failures and counted.
+//! The requests capstan makes, each retried on transient failures and counted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,13 +10,18 @@ use kube::api::{
     DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions, PropagationPolicy,
 };
 use kube::core::{ApiResource, Request, Resource as _};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// A client that retries and counts.
+use crate::failure::{is_transient, status_code};
+
+/// A client that retries, counts its requests, and stops sending once the server is gone.
+///
+/// Clones share the counter and the lost-connection breaker, so one run's parallel tasks see
+/// the same server state.
 #[derive(Clone)]
-pub(crate) struct Api {
+pub struct Api {
     client: Client,
     requests: Arc<AtomicUsize>,
     /// Set when retries ran out on a lost connection: the rest of the run fails fast instead
@@ -24,48 +29,45 @@ pub(crate) struct Api {
     lost: Arc<AtomicBool>,
 }
 
-/// One item of a metadata-only list.
-#[derive(Debug, Deserialize)]
-pub(crate) struct MetaItem {
-    pub(crate) metadata: ObjectMeta,
+/// One item of a metadata-only list (`PartialObjectMetadata`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[non_exhaustive]
+pub struct MetaItem {
+    /// The object's metadata.
+    pub metadata: ObjectMeta,
 }
 
 #[derive(Deserialize)]
-struct MetaList {
+struct Page<T> {
     #[serde(default)]
     metadata: ListMeta,
     /// `null` when empty.
-    items: Option<Vec<MetaItem>>,
-}
-
-#[derive(Deserialize)]
-struct FullList {
-    #[serde(default)]
-    metadata: ListMeta,
-    /// `null` when empty.
-    items: Option<Vec<Value>>,
+    items: Option<Vec<T>>,
 }
 
 /// How one object is addressed: its resource type, namespace and name.
-#[derive(Clone, Copy)]
-pub(crate) struct Target<'a> {
-    pub(crate) resource: &'a ApiResource,
-    pub(crate) namespace: Option<&'a str>,
-    pub(crate) name: &'a str,
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// The resource type.
+    pub resource: &'a ApiResource,
+    /// The namespace, for namespaced types.
+    pub namespace: Option<&'a str>,
+    /// The object's name.
+    pub name: &'a str,
 }
 
-/// Server-side apply, as a real write or a dry run.
-pub(crate) struct ApplyRequest<'a> {
-    pub(crate) manager: &'a str,
-    pub(crate) force: bool,
-    pub(crate) dry_run: bool,
+impl Target<'_> {
+    fn request(&self) -> Request {
+        Request::new(DynamicObject::url_path(self.resource, self.namespace))
+    }
 }
 
 const PAGE: u32 = 500;
 const ATTEMPTS: u32 = 5;
 
 impl Api {
-    pub(crate) fn new(client: Client) -> Self {
+    /// Wraps a client; nothing is sent yet.
+    pub fn new(client: Client) -> Self {
         Self {
             client,
             requests: Arc::default(),
@@ -73,28 +75,38 @@ impl Api {
         }
     }
 
-    pub(crate) fn client(&self) -> &Client {
+    /// The wrapped client, for requests this wrapper does not make (count them with
+    /// [`Api::count`]).
+    pub fn client(&self) -> &Client {
         &self.client
     }
 
     /// Starts a new run: a server lost in an earlier one is tried again.
-    pub(crate) fn reset(&self) {
+    pub fn reset(&self) {
         self.lost.store(false, Ordering::Relaxed);
     }
 
     /// Counts a request sent without [`Api::send`] (discovery).
-    pub(crate) fn count(&self) {
+    pub fn count(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Requests sent so far, retries included.
-    pub(crate) fn requests(&self) -> usize {
+    pub fn requests(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
     }
 
     /// Sends a request, retrying 429, 5xx and failed connections with exponential backoff
-    /// (0.2 s, 0.4 s, ... about 3 s in all) before giving up.
-    pub(crate) async fn send<T: DeserializeOwned>(
+    /// (0.2 s, 0.4 s, ... about 3 s in all) before giving up. A 500 that says the request
+    /// itself is invalid is not retried.
+    ///
+    /// # Errors
+    ///
+    /// The last failure: the server's answer, or the connection's error. A request the server
+    /// dropped every time while it still answers others fails alone; when the server stopped
+    /// answering altogether, this and every later request of the run fail without being sent
+    /// (until [`Api::reset`]).
+    pub async fn send<T: DeserializeOwned>(
         &self,
         make: impl Fn() -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
     ) -> Result<T, kube::Error> {
@@ -136,8 +148,13 @@ impl Api {
         }
     }
 
-    pub(crate) async fn get(&self, target: Target<'_>) -> Result<Option<Value>, kube::Error> {
-        let request = request(target);
+    /// Reads an object; `Ok(None)` when it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// As [`Api::send`], but a 404 is `Ok(None)`.
+    pub async fn get(&self, target: Target<'_>) -> Result<Option<Value>, kube::Error> {
+        let request = target.request();
         match self
             .send(|| request.get(target.name, &Default::default()))
             .await
@@ -147,23 +164,48 @@ impl Api {
         }
     }
 
-    pub(crate) async fn apply(
+    /// Server-side applies `body` (`PatchParams::apply(manager)`, with `force` and `dry_run`
+    /// as wanted); the object as the server stored it, or would.
+    ///
+    /// # Errors
+    ///
+    /// As [`Api::send`].
+    pub async fn apply(
         &self,
         target: Target<'_>,
         body: &Value,
-        how: &ApplyRequest<'_>,
+        params: &PatchParams,
     ) -> Result<Value, kube::Error> {
-        let mut params = PatchParams::apply(how.manager);
-        params.force = how.force;
-        params.dry_run = how.dry_run;
-        let request = request(target);
-        self.send(|| request.patch(target.name, &params, &Patch::Apply(body)))
+        let request = target.request();
+        self.send(|| request.patch(target.name, params, &Patch::Apply(body)))
+            .await
+    }
+
+    /// Patches the object's `status` subresource (which a write of the object itself leaves
+    /// alone); the object as the server stored it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Api::send`]; a 404 when the object does not exist or its type has no status
+    /// subresource.
+    pub async fn patch_status<P: Serialize>(
+        &self,
+        target: Target<'_>,
+        patch: &Patch<P>,
+        params: &PatchParams,
+    ) -> Result<Value, kube::Error> {
+        let request = target.request();
+        self.send(|| request.patch_subresource("status", target.name, params, patch))
             .await
     }
 
     /// Deletes in the background, only if the object still has `uid`. `Ok(false)` when it is
     /// already gone.
-    pub(crate) async fn delete(&self, target: Target<'_>, uid: &str) -> Result<bool, kube::Error> {
+    ///
+    /// # Errors
+    ///
+    /// As [`Api::send`]; a 409 when the object has another UID now.
+    pub async fn delete(&self, target: Target<'_>, uid: &str) -> Result<bool, kube::Error> {
         let params = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
             preconditions: Some(Preconditions {
@@ -172,7 +214,7 @@ impl Api {
             }),
             ..DeleteParams::default()
         };
-        let request = request(target);
+        let request = target.request();
         match self
             .send::<Value>(|| request.delete(target.name, &params))
             .await
@@ -183,40 +225,49 @@ impl Api {
         }
     }
 
-    /// All objects' metadata (`PartialObjectMetadata`) of a type, in one namespace or all,
-    /// optionally selected by label; page by page.
-    pub(crate) async fn list_metadata(
+    /// All objects' metadata of a type, in one namespace or all, optionally selected by
+    /// label; page by page.
+    ///
+    /// # Errors
+    ///
+    /// As [`Api::send`], for any page.
+    pub async fn list_metadata(
         &self,
         resource: &ApiResource,
         namespace: Option<&str>,
         selector: Option<&str>,
     ) -> Result<Vec<MetaItem>, kube::Error> {
         let request = Request::new(DynamicObject::url_path(resource, namespace));
-        let mut items = Vec::new();
-        let mut token = None;
-        loop {
-            let params = list_params(selector, token.take());
-            let page: MetaList = self.send(|| request.list_metadata(&params)).await?;
-            items.extend(page.items.into_iter().flatten());
-            match page.metadata.continue_ {
-                Some(next) if !next.is_empty() => token = Some(next),
-                _ => return Ok(items),
-            }
-        }
+        self.pages(selector, |params| request.list_metadata(params))
+            .await
     }
 
     /// Whole objects of a type across all namespaces, selected by label; page by page.
-    pub(crate) async fn list(
+    ///
+    /// # Errors
+    ///
+    /// As [`Api::send`], for any page.
+    pub async fn list(
         &self,
         resource: &ApiResource,
         selector: &str,
     ) -> Result<Vec<Value>, kube::Error> {
         let request = Request::new(DynamicObject::url_path(resource, None));
+        self.pages(Some(selector), |params| request.list(params))
+            .await
+    }
+
+    /// Follows `continue` tokens until the last page.
+    async fn pages<T: DeserializeOwned>(
+        &self,
+        selector: Option<&str>,
+        make: impl Fn(&ListParams) -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    ) -> Result<Vec<T>, kube::Error> {
         let mut items = Vec::new();
         let mut token = None;
         loop {
-            let params = list_params(Some(selector), token.take());
-            let page: FullList = self.send(|| request.list(&params)).await?;
+            let params = list_params(selector, token.take());
+            let page: Page<T> = self.send(|| make(&params)).await?;
             items.extend(page.items.into_iter().flatten());
             match page.metadata.continue_ {
                 Some(next) if !next.is_empty() => token = Some(next),
@@ -224,10 +275,6 @@ impl Api {
             }
         }
     }
-}
-
-fn request(target: Target<'_>) -> Request {
-    Request::new(DynamicObject::url_path(target.resource, target.namespace))
 }
 
 fn list_params(selector: Option<&str>, token: Option<String>) -> ListParams {
@@ -239,26 +286,4 @@ fn list_params(selector: Option<&str>, token: Option<String>) -> ListParams {
         params = params.continue_token(&token);
     }
     params
-}
-
-/// The HTTP status of an error the server answered.
-pub(crate) fn status_code(error: &kube::Error) -> Option<u16> {
-    match error {
-        kube::Error::Api(status) => Some(status.code),
-        _ => None,
-    }
-}
-
-/// What a 1.20 apiserver's 500 says when the request itself is invalid (a server-side apply
-/// body that does not fit the schema; newer servers answer 4xx): retrying cannot help.
-const INVALID_REQUEST_500: &str = "failed to create typed patch object";
-
-/// Throttling, server trouble and lost connections pass; anything else would fail again.
-fn is_transient(error: &kube::Error) -> bool {
-    match error {
-        kube::Error::Api(status) if status.message.starts_with(INVALID_REQUEST_500) => false,
-        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
-    }
 }
