@@ -5,7 +5,8 @@
 //! is blocked by ([`DrainPlan`], `kubectl drain`'s filters in its order), the eviction body that
 //! makes a grace period take effect ([`eviction_body`]), what the server's answer means and
 //! which disruption budgets hold a pod ([`Answer`], [`budget_reports`]), which scales ClusterAPI would refuse or
-//! undo ([`scale::check`]), and which Machine runs a Node ([`find_machine`]). The requests that
+//! undo ([`scale::check`]), which Machine runs a Node ([`find_machine`]), and a cluster's
+//! status as a tree with a verdict ([`tree`]). The requests that
 //! carry them out build on `capstan-kube`'s API wrapper, discovery and waits.
 //!
 //! ```
@@ -31,6 +32,7 @@
 //! | `drain` | a node's [`DrainPlan`], grouped by reason, and the eviction body |
 //! | `eviction` | the server's [`Answer`] to an eviction, and the budgets that hold pods |
 //! | `scale` | scalable kinds, absolute and relative changes, the webhooks' refusals |
+//! | `status` | a cluster's [`tree`] of rows, as `clusterctl describe cluster` draws it, and its verdict |
 //! | `machine` | Node → Machine (annotation, `nodeRef`, provider ID) and the owner to scale down |
 
 mod drain;
@@ -38,6 +40,7 @@ mod eviction;
 mod filter;
 mod machine;
 pub mod scale;
+mod status;
 
 pub use crate::{
     drain::{DrainPlan, Group, PodRef, eviction_body},
@@ -47,4 +50,5 @@ pub use crate::{
         CLUSTER_NAMESPACE_ANNOTATION, DELETE_MACHINE_ANNOTATION, MACHINE_ANNOTATION, Route,
         annotated_machine, find_machine, scaling_owner,
     },
+    status::{Inventory, Row, State, TreeOptions, Verdict as Health, tree},
 };
