@@ -33,22 +33,37 @@
 //! | `eviction` | the server's [`Answer`] to an eviction, and the budgets that hold pods |
 //! | `scale` | scalable kinds, absolute and relative changes, the webhooks' refusals |
 //! | `status` | a cluster's [`tree`] of rows, as `clusterctl describe cluster` draws it, and its verdict |
+//! | `scaling` | [`scale`] through `/scale`, and [`remove_node`]: mark the Machine, shrink its owner |
+//! | `replace` | [`replace_node`]: delete the Machine, follow its replacement to a Ready Node |
+//! | `live` | the [`inventory`] of ClusterAPI objects a [`tree`] is drawn from |
+//! | `error` | the crate's error type |
 //! | `machine` | Node → Machine (annotation, `nodeRef`, provider ID) and the owner to scale down |
 
+// Errors carry the object and kube's error; they are rare and off every hot path.
+#![allow(clippy::result_large_err)]
+
 mod drain;
+mod error;
 mod eviction;
 mod filter;
+mod live;
 mod machine;
+mod replace;
 pub mod scale;
+mod scaling;
 mod status;
 
 pub use crate::{
     drain::{DrainPlan, Group, PodRef, eviction_body},
+    error::{Error, Result},
     eviction::{Answer, BudgetReport, budget_reports},
     filter::{Blocker, DaemonSetLookup, PodFilters, Reason, Verdict, Warning},
+    live::inventory,
     machine::{
         CLUSTER_NAMESPACE_ANNOTATION, DELETE_MACHINE_ANNOTATION, MACHINE_ANNOTATION, Route,
         annotated_machine, find_machine, scaling_owner,
     },
+    replace::{ReplaceRequest, Replacement, replace_node},
+    scaling::{Removal, ScaleRequest, Scaled, machine_of, remove_node, scale},
     status::{Inventory, Row, State, TreeOptions, Verdict as Health, tree},
 };
