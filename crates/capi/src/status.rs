@@ -90,9 +90,9 @@ pub struct Row {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
-    /// Every row with a readiness condition is `True`.
+    /// Every object's readiness condition is `True`.
     Healthy,
-    /// Some row is `False` or `Unknown`, or the cluster is not there.
+    /// Some object's is `False` or `Unknown`, or missing.
     Degraded,
 }
 
@@ -140,9 +140,11 @@ impl Row {
         self.since = condition.last_transition_time.map(str::to_owned);
     }
 
-    /// Whether this row and every row below it are ready.
+    /// Whether this row and every row below it are ready. An object without a readiness
+    /// condition is not: nothing has said it is ready yet.
     pub fn verdict(&self) -> Verdict {
-        let own = matches!(self.ready, None | Some(State::True));
+        let heading = self.object.is_none() && self.members.is_empty();
+        let own = heading || self.ready == Some(State::True);
         if own
             && self
                 .children
