@@ -53,6 +53,11 @@ struct ScaleArgs {
     #[arg(long)]
     dry_run: bool,
 
+    /// Also set the count in the manifest file that holds it (a plain YAML file of the stage
+    /// or -f), changing only that value
+    #[arg(long)]
+    write_back: bool,
+
     /// Name the manifest that holds the count in git (--project, --stage or -f)
     #[command(flatten)]
     stage: StageArgs,
@@ -98,6 +103,8 @@ struct ScaleReport<'a> {
     scaled: &'a Scaled,
     /// Where git holds the count, when a stage was named and holds the object.
     manifest: Option<ManifestCount>,
+    /// Whether `--write-back` changed the manifest file.
+    written: bool,
     requests: usize,
 }
 
@@ -150,6 +157,12 @@ fn run_scale(args: &ScaleArgs) -> Result<ExitCode, Failure> {
         (None, Some(delta)) => Change::By(delta),
         (None, None) => unreachable!("clap requires one of --replicas and --by"),
     };
+    if args.write_back && !args.stage.named() {
+        return Err(anyhow::anyhow!(
+            "--write-back needs the manifests that hold the count: pass --stage, --project or -f"
+        )
+        .into());
+    }
     let manifest = args.stage.named().then(|| args.stage.load()).transpose()?;
     let mut request = ScaleRequest::new(kind, &args.namespace, name, change);
     request.dry_run = args.dry_run;
@@ -173,10 +186,22 @@ fn run_scale(args: &ScaleArgs) -> Result<ExitCode, Failure> {
             replicas,
         })
     });
+    let written = match &held {
+        Some(held)
+            if args.write_back
+                && !scaled.dry_run
+                && held.replicas != Some(i64::from(scaled.to)) =>
+        {
+            write_back(held, scaled.to)?;
+            true
+        }
+        _ => false,
+    };
     if args.output.json() {
         output::print(&ScaleReport {
             scaled: &scaled,
             manifest: held,
+            written,
             requests,
         })?;
         return Ok(ExitCode::Success);
@@ -193,6 +218,13 @@ fn run_scale(args: &ScaleArgs) -> Result<ExitCode, Failure> {
         scaled.object, scaled.from, scaled.to
     )?;
     match held {
+        Some(held) if written => {
+            writeln!(
+                out,
+                "git: set `spec.replicas` to {} in {}:{}",
+                scaled.to, held.file, held.line
+            )?;
+        }
         Some(held) if held.replicas != Some(i64::from(scaled.to)) => writeln!(
             out,
             "git: `spec.replicas` of the object at {}:{} says {}; change it to {} so the next \
@@ -214,6 +246,41 @@ fn run_scale(args: &ScaleArgs) -> Result<ExitCode, Failure> {
         None => {}
     }
     Ok(ExitCode::Success)
+}
+
+/// Sets the count in the file that holds it, changing that value only, through a temporary
+/// file and a rename so that a failure leaves the file as it was.
+fn write_back(held: &ManifestCount, to: i32) -> anyhow::Result<()> {
+    let path = std::path::Path::new(&held.file);
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--write-back: cannot read {}", held.file))?;
+    let edited = capstan_manifest::set_scalar(
+        &text,
+        held.line,
+        &["spec", "replicas"],
+        &to.to_string(),
+    )
+    .with_context(|| {
+        format!(
+            "--write-back: `spec.replicas` of the object at {}:{} is not a plain value on its \
+                 own line (or is missing); the cluster has {to}, change the file by hand",
+            held.file, held.line
+        )
+    })?;
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut temporary = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("--write-back: cannot write beside {}", held.file))?;
+    temporary.write_all(edited.as_bytes())?;
+    // A temporary file is private; the manifest keeps the mode it had.
+    let mode = std::fs::metadata(path)?.permissions();
+    temporary.as_file().set_permissions(mode)?;
+    temporary
+        .persist(path)
+        .with_context(|| format!("--write-back: cannot replace {}", held.file))?;
+    Ok(())
 }
 
 fn run_status(args: &StatusArgs) -> Result<ExitCode, Failure> {

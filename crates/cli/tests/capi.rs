@@ -152,6 +152,38 @@ async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
         "{said}"
     );
 
+    let written = on_plane(
+        plane,
+        dir.path(),
+        &[
+            "capi",
+            "scale",
+            "md/md-0",
+            "-n",
+            "capi-cli",
+            "--replicas",
+            "4",
+            "-f",
+            "stage.yaml",
+            "--write-back",
+        ],
+    );
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&written.stdout)
+            .contains("git: set `spec.replicas` to 4 in stage.yaml:")
+    );
+    let file = std::fs::read_to_string(dir.path().join("stage.yaml")).unwrap();
+    assert_eq!(
+        file,
+        STAGE.replace("  replicas: 2\n", "  replicas: 4\n"),
+        "only the count changed"
+    );
+
     let refused = on_plane(
         plane,
         dir.path(),
@@ -160,7 +192,7 @@ async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&refused.stderr)
-            .contains("-9 replicas from 3 would leave fewer than none")
+            .contains("-9 replicas from 4 would leave fewer than none")
     );
 
     // Nothing has set the objects' conditions: not ready yet, so the exit code is 1.
