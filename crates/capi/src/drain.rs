@@ -36,7 +36,7 @@ impl PodRef {
 
 /// Pods that share a reason, in the order they were listed.
 ///
-/// Serialises as `{"reason": "localStorage", "message": "Pods with local storage", "pods": [...]}`.
+/// Serialises as `{"reason": "local-storage", "message": "Pods with local storage", "pods": [...]}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Group<T> {
@@ -285,7 +285,7 @@ mod tests {
                 "skip": [],
                 "warnings": [],
                 "blockers": [{
-                    "reason": "noController",
+                    "reason": "no-controller",
                     "message": "Pods that declare no controller",
                     "pods": [{
                         "object": {"apiVersion": "v1", "kind": "Pod", "namespace": "shop", "name": "bare-1"},

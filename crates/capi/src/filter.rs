@@ -61,18 +61,19 @@ pub enum Blocker {
 
 /// A reason with a stable word for scripts (`-o json`) beside its message for people.
 pub trait Reason: fmt::Display {
-    /// The reason as one camelCase word, such as `localStorage`.
+    /// The reason as lowercase words joined by `-`, such as `local-storage`, as every enumeration
+    /// in capstan's JSON is spelled.
     fn code(&self) -> &'static str;
 }
 
 impl Reason for Blocker {
     fn code(&self) -> &'static str {
         match self {
-            Self::DaemonSetManaged => "daemonSetManaged",
-            Self::OrphanedDaemonSet => "orphanedDaemonSet",
-            Self::DaemonSetLookup(_) => "daemonSetLookup",
-            Self::LocalStorage => "localStorage",
-            Self::NoController => "noController",
+            Self::DaemonSetManaged => "daemon-set-managed",
+            Self::OrphanedDaemonSet => "orphaned-daemon-set",
+            Self::DaemonSetLookup(_) => "daemon-set-lookup",
+            Self::LocalStorage => "local-storage",
+            Self::NoController => "no-controller",
         }
     }
 }
@@ -80,10 +81,10 @@ impl Reason for Blocker {
 impl Reason for Warning {
     fn code(&self) -> &'static str {
         match self {
-            Self::IgnoringDaemonSet => "ignoringDaemonSet",
-            Self::DeletingOrphanedDaemonSet => "deletingOrphanedDaemonSet",
-            Self::DeletingLocalStorage => "deletingLocalStorage",
-            Self::DeletingUncontrolled => "deletingUncontrolled",
+            Self::IgnoringDaemonSet => "ignoring-daemon-set",
+            Self::DeletingOrphanedDaemonSet => "deleting-orphaned-daemon-set",
+            Self::DeletingLocalStorage => "deleting-local-storage",
+            Self::DeletingUncontrolled => "deleting-uncontrolled",
         }
     }
 }

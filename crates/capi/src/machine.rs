@@ -20,7 +20,7 @@ const DEPLOYMENT_NAME_LABEL: &str = "cluster.x-k8s.io/deployment-name";
 
 /// How a Node was matched to its Machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Route {
     /// The Node's `cluster.x-k8s.io/machine` annotation.
