@@ -8,6 +8,7 @@ use std::io::Write as _;
 
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+mod capi;
 mod cluster;
 mod deploy;
 mod hints;
@@ -52,6 +53,7 @@ enum Command {
     Delete(inspect::DeleteArgs),
     List(inspect::ListArgs),
     Status(inspect::StatusArgs),
+    Capi(capi::CapiArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -176,6 +178,7 @@ fn main() -> std::process::ExitCode {
         Command::Delete(args) => inspect::delete(args),
         Command::List(args) => inspect::list(args),
         Command::Status(args) => inspect::status(args),
+        Command::Capi(args) => capi::run(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     };

@@ -66,6 +66,12 @@ pub(crate) struct Loaded {
 }
 
 impl StageArgs {
+    /// Whether the command line names manifests (`--project`, `--stage` or `-f`), for commands
+    /// that read them only when asked.
+    pub(crate) fn named(&self) -> bool {
+        self.project.is_some() || self.stage.is_some() || !self.filename.is_empty()
+    }
+
     /// Loads the stage's manifests, or the files; a stage command's stderr streams to ours.
     pub(crate) fn load(&self) -> anyhow::Result<Loaded> {
         if !self.filename.is_empty() {

@@ -13,6 +13,11 @@ pub struct Condition<'v> {
     pub reason: Option<&'v str>,
     /// Why, for people.
     pub message: Option<&'v str>,
+    /// How bad a `False` is, where ClusterAPI's v1beta1 conditions say: `Error`, `Warning` or
+    /// `Info`.
+    pub severity: Option<&'v str>,
+    /// When `status` last changed (RFC 3339).
+    pub last_transition_time: Option<&'v str>,
 }
 
 impl Condition<'_> {
@@ -34,6 +39,8 @@ pub fn condition<'v>(object: &'v Value, name: &str) -> Option<Condition<'v>> {
             status: text(c, "status").unwrap_or_default(),
             reason: text(c, "reason"),
             message: text(c, "message"),
+            severity: text(c, "severity").filter(|severity| !severity.is_empty()),
+            last_transition_time: text(c, "lastTransitionTime"),
         })
 }
 

@@ -65,9 +65,11 @@
 //! | `parse`, `split`, `strict`, `lines` | text to objects in parallel, duplicate keys refused, lines for messages |
 //! | `object`, `order`, `select` | one loaded object, apply order, `--include`/`--exclude` |
 //! | `manifest`, `id` | the loaded set and the identity every capstan crate names objects by |
+//! | `edit` | one scalar of a YAML source changed in place, layout kept ([`set_scalar`]) |
 //! | `problem`, `error`, `names`, `escape` | what is wrong and where, Kubernetes' naming rules, terminal-safe text |
 
 mod command;
+mod edit;
 mod error;
 mod escape;
 mod id;
@@ -85,6 +87,7 @@ mod select;
 mod split;
 mod strict;
 
+pub use edit::set_scalar;
 pub use error::Error;
 pub use escape::escape_controls;
 pub use id::ObjectId;

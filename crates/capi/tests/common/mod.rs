@@ -1,0 +1,233 @@
+//! The test control plane with ClusterAPI v1.5.0's CRDs (from `../shared/testdata/crds`), and
+//! builders for the objects a ClusterAPI controller would make.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use capstan_kube::{Api, Backoff, Catalog, Target, condition, poll_until};
+use capstan_testenv::{ControlPlane, User};
+use kube::api::{Patch, PatchParams};
+use serde::Deserialize as _;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+const MANAGER: &str = "capstan-capi-test";
+
+fn crds_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/crds/cluster-api-v1.5.0")
+}
+
+/// The shared plane with ClusterAPI's CRDs Established and served; installed once per test
+/// binary.
+pub async fn plane() -> (&'static ControlPlane, Api, Catalog) {
+    static INSTALLED: OnceCell<()> = OnceCell::const_new();
+    let plane = ControlPlane::shared()
+        .await
+        .expect("the test control plane starts");
+    let api = Api::new(plane.client(User::Admin).unwrap());
+    INSTALLED.get_or_init(|| install(&api)).await;
+    let catalog = Catalog::discover(&api).await.unwrap();
+    (plane, api, catalog)
+}
+
+async fn install(api: &Api) {
+    let dir = crds_dir();
+    let catalog = Catalog::discover(api).await.unwrap();
+    let crds = catalog
+        .resolve("apiextensions.k8s.io", "v1", "CustomResourceDefinition")
+        .unwrap()
+        .api
+        .clone();
+    let mut names = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("ClusterAPI CRDs in {}: {error}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let crd = Value::deserialize(document).unwrap();
+            if crd.is_null() {
+                continue;
+            }
+            let name = crd["metadata"]["name"].as_str().unwrap().to_owned();
+            let target = Target {
+                resource: &crds,
+                namespace: None,
+                name: &name,
+            };
+            api.apply(target, &crd, &PatchParams::apply(MANAGER).force())
+                .await
+                .unwrap();
+            names.push(name);
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let backoff = Backoff::exponential(Duration::from_millis(50), Duration::from_secs(1));
+    let ready = poll_until(deadline, backoff, async || {
+        for name in &names {
+            let target = Target {
+                resource: &crds,
+                namespace: None,
+                name,
+            };
+            let crd = api.get(target).await?;
+            if !crd.is_some_and(|crd| condition(&crd, "Established").is_some_and(|c| c.is_true())) {
+                return Ok(None);
+            }
+        }
+        let catalog = Catalog::discover(api)
+            .await
+            .map_err(|error| kube::Error::Service(error.to_string().into()))?;
+        Ok::<_, kube::Error>(
+            catalog
+                .resolve("cluster.x-k8s.io", "v1beta1", "Machine")
+                .map(|_| ()),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        ready.is_some(),
+        "ClusterAPI's CRDs became Established and served"
+    );
+}
+
+/// Creates (server-side applies) `object`; namespaced objects go to its `metadata.namespace`.
+pub async fn create(api: &Api, catalog: &Catalog, object: &Value) -> Value {
+    let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", object["apiVersion"].as_str().unwrap()),
+    };
+    let resource = catalog
+        .resolve(group, version, object["kind"].as_str().unwrap())
+        .unwrap();
+    let target = Target {
+        resource: &resource.api,
+        namespace: object["metadata"]["namespace"].as_str(),
+        name: object["metadata"]["name"].as_str().unwrap(),
+    };
+    let mut body = object.clone();
+    let status = body.as_object_mut().unwrap().remove("status");
+    let created = api
+        .apply(target, &body, &PatchParams::apply(MANAGER).force())
+        .await
+        .unwrap();
+    match status {
+        Some(status) => api
+            .patch_status(
+                target,
+                &Patch::Merge(json!({"status": status})),
+                &PatchParams::default(),
+            )
+            .await
+            .unwrap(),
+        None => created,
+    }
+}
+
+/// Reads an object back.
+pub async fn get(
+    api: &Api,
+    catalog: &Catalog,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Option<Value> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = catalog.resolve(group, version, kind).unwrap();
+    api.get(Target {
+        resource: &resource.api,
+        namespace,
+        name,
+    })
+    .await
+    .unwrap()
+}
+
+/// A namespace of its own for one test.
+pub async fn namespace(api: &Api, catalog: &Catalog, name: &str) -> String {
+    create(
+        api,
+        catalog,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+    )
+    .await;
+    name.to_owned()
+}
+
+pub fn machine_deployment(namespace: &str, name: &str, replicas: i32, labels: Value) -> Value {
+    json!({
+        "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "MachineDeployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "clusterName": "shop", "replicas": replicas,
+            "selector": {"matchLabels": {"cluster.x-k8s.io/deployment-name": name}},
+            "template": {
+                "metadata": {"labels": {"cluster.x-k8s.io/deployment-name": name}},
+                "spec": {
+                    "clusterName": "shop",
+                    "bootstrap": {"dataSecretName": "bootstrap"},
+                    "infrastructureRef": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "HCloudMachineTemplate", "name": "workers"}
+                }
+            }
+        }
+    })
+}
+
+pub fn control_plane(namespace: &str, name: &str, replicas: i32, etcd: Value) -> Value {
+    json!({
+        "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "KubeadmControlPlane",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"cluster.x-k8s.io/cluster-name": "shop"}},
+        "spec": {
+            "replicas": replicas, "version": "v1.30.0",
+            "machineTemplate": {"infrastructureRef": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "HCloudMachineTemplate", "name": "cp"}},
+            "kubeadmConfigSpec": {"clusterConfiguration": {"etcd": etcd}}
+        }
+    })
+}
+
+/// A Machine with `labels` (its owner's), optionally `status.nodeRef` and `spec.providerID`.
+pub fn machine(
+    namespace: &str,
+    name: &str,
+    labels: Value,
+    node_ref: Option<&str>,
+    provider_id: Option<&str>,
+) -> Value {
+    let mut machine = json!({
+        "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Machine",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "clusterName": "shop",
+            "bootstrap": {"dataSecretName": "bootstrap"},
+            "infrastructureRef": {"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta1", "kind": "HCloudMachine", "name": name}
+        }
+    });
+    if let Some(id) = provider_id {
+        machine["spec"]["providerID"] = json!(id);
+    }
+    if let Some(node) = node_ref {
+        machine["status"] = json!({"nodeRef": {"apiVersion": "v1", "kind": "Node", "name": node}});
+    }
+    machine
+}
+
+/// A Node, Ready or not, with annotations and a provider ID.
+pub fn node(name: &str, annotations: Value, provider_id: Option<&str>, ready: bool) -> Value {
+    let status = if ready { "True" } else { "False" };
+    let mut node = json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "annotations": annotations},
+        "status": {"conditions": [{"type": "Ready", "status": status, "reason": "KubeletReady", "message": "test"}]}
+    });
+    if let Some(id) = provider_id {
+        node["spec"] = json!({"providerID": id});
+    }
+    node
+}

@@ -1,0 +1,235 @@
+//! `capstan capi scale` and `capstan capi status` end to end on the real control plane, with
+//! ClusterAPI's CRDs deployed by capstan itself.
+
+mod common;
+
+use std::path::PathBuf;
+
+use capstan_testenv::ControlPlane;
+use common::on_plane;
+use serde_json::Value;
+
+fn crds() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/crds/cluster-api-v1.5.0")
+}
+
+const STAGE: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata: {name: capi-cli}
+---
+apiVersion: cluster.x-k8s.io/v1beta1
+kind: Cluster
+metadata: {name: shop, namespace: capi-cli}
+spec: {}
+---
+apiVersion: cluster.x-k8s.io/v1beta1
+kind: MachineDeployment
+metadata:
+  name: md-0
+  namespace: capi-cli
+  labels: {cluster.x-k8s.io/cluster-name: shop}
+spec:
+  clusterName: shop
+  replicas: 2
+  selector: {matchLabels: {cluster.x-k8s.io/deployment-name: md-0}}
+  template:
+    metadata: {labels: {cluster.x-k8s.io/deployment-name: md-0}}
+    spec:
+      clusterName: shop
+      bootstrap: {dataSecretName: bootstrap}
+      infrastructureRef: {apiVersion: infrastructure.cluster.x-k8s.io/v1beta1, kind: HCloudMachineTemplate, name: workers}
+";
+
+fn json(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "{error}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+#[tokio::test]
+async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let crds = crds();
+    let deployed = on_plane(
+        plane,
+        dir.path(),
+        &[
+            "deploy",
+            "-f",
+            crds.to_str().unwrap(),
+            "--discriminator",
+            "capi-crds",
+            "--yes",
+        ],
+    );
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    std::fs::write(dir.path().join("stage.yaml"), STAGE).unwrap();
+    let deployed = on_plane(
+        plane,
+        dir.path(),
+        &[
+            "deploy",
+            "-f",
+            "stage.yaml",
+            "--discriminator",
+            "capi-cli",
+            "--yes",
+        ],
+    );
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+
+    let scaled = on_plane(
+        plane,
+        dir.path(),
+        &[
+            "capi",
+            "scale",
+            "md/md-0",
+            "-n",
+            "capi-cli",
+            "--by",
+            "+1",
+            "-f",
+            "stage.yaml",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(
+        scaled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scaled.stderr)
+    );
+    let report = json(&scaled);
+    assert_eq!(report["object"]["kind"], "MachineDeployment");
+    assert_eq!(
+        (&report["from"], &report["to"], &report["dryRun"]),
+        (&Value::from(2), &Value::from(3), &Value::from(false))
+    );
+    assert_eq!(report["manifest"]["file"], "stage.yaml");
+    assert_eq!(report["manifest"]["field"], "spec.replicas");
+    assert_eq!(report["manifest"]["replicas"], 2);
+    assert!(report["requests"].as_u64().unwrap() > 0);
+
+    let text = on_plane(
+        plane,
+        dir.path(),
+        &[
+            "capi",
+            "scale",
+            "md/md-0",
+            "-n",
+            "capi-cli",
+            "--replicas",
+            "5",
+            "--dry-run",
+            "-f",
+            "stage.yaml",
+        ],
+    );
+    let said = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        said.contains("replicas 3 -> 5 (dry run: checked, not changed)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("git: `spec.replicas` of the object at stage.yaml:"),
+        "{said}"
+    );
+
+    let written = on_plane(
+        plane,
+        dir.path(),
+        &[
+            "capi",
+            "scale",
+            "md/md-0",
+            "-n",
+            "capi-cli",
+            "--replicas",
+            "4",
+            "-f",
+            "stage.yaml",
+            "--write-back",
+        ],
+    );
+    assert!(
+        written.status.success(),
+        "{}",
+        String::from_utf8_lossy(&written.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&written.stdout)
+            .contains("git: set `spec.replicas` to 4 in stage.yaml:")
+    );
+    let file = std::fs::read_to_string(dir.path().join("stage.yaml")).unwrap();
+    assert_eq!(
+        file,
+        STAGE.replace("  replicas: 2\n", "  replicas: 4\n"),
+        "only the count changed"
+    );
+
+    let refused = on_plane(
+        plane,
+        dir.path(),
+        &["capi", "scale", "md/md-0", "-n", "capi-cli", "--by", "-9"],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("-9 replicas from 4 would leave fewer than none")
+    );
+
+    // Nothing has set the objects' conditions: not ready yet, so the exit code is 1.
+    let status = on_plane(
+        plane,
+        dir.path(),
+        &["capi", "status", "shop", "-n", "capi-cli", "-o", "json"],
+    );
+    assert_eq!(
+        status.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let report = json(&status);
+    assert_eq!(report["healthy"], false);
+    assert_eq!(report["items"][0]["label"], "Cluster/shop");
+    assert_eq!(report["items"][0]["children"][0]["label"], "Workers");
+    assert_eq!(
+        report["items"][0]["children"][0]["children"][0]["object"]["name"],
+        "md-0"
+    );
+    let table = on_plane(plane, dir.path(), &["capi", "status", "-n", "capi-cli"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains("└─Workers"), "{table}");
+    assert!(table.contains("  └─MachineDeployment/md-0"), "{table}");
+    let missing = on_plane(
+        plane,
+        dir.path(),
+        &["capi", "status", "nope", "-n", "capi-cli", "-o", "json"],
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        json(&missing)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no Cluster nope in namespace capi-cli")
+    );
+}
