@@ -81,6 +81,7 @@ pub struct Removal {
 pub(crate) fn resource<'c>(catalog: &'c Catalog, group: &str, kind: &str) -> Result<&'c Resource> {
     catalog
         .first_served(group, VERSIONS, kind)
+        .map(|resource| &**resource)
         .ok_or_else(|| Error::NotServed {
             group: group.to_owned(),
             kind: kind.to_owned(),
