@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::machine::Route;
-use crate::scaling::{machine_of, resource};
+use crate::scaling::{machine_of, nodes, resource};
 use crate::{Error, Result};
 
 /// The labels that name a Machine's owner, so its siblings (and its replacement) can be found.
@@ -130,12 +130,7 @@ pub async fn replace_node(
         name: format!("waiting for the replacement of {}", request.node),
         total: 1,
     });
-    let nodes = catalog
-        .resolve("", "v1", "Node")
-        .ok_or_else(|| Error::NotServed {
-            group: "core".into(),
-            kind: "Node".into(),
-        })?;
+    let nodes = nodes(catalog)?;
     let deadline = tokio::time::Instant::now() + wait;
     let backoff = Backoff::exponential(Duration::from_millis(500), Duration::from_secs(10));
     let mut announced = BTreeSet::new();

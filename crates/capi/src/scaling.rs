@@ -202,18 +202,24 @@ pub async fn remove_node(
     })
 }
 
+/// The served Node resource.
+pub(crate) fn nodes(catalog: &Catalog) -> Result<&Resource> {
+    catalog
+        .resolve("", "v1", "Node")
+        .map(|resource| &**resource)
+        .ok_or_else(|| Error::NotServed {
+            group: "core".into(),
+            kind: "Node".into(),
+        })
+}
+
 /// The Machine that runs `node`, and the route that found it.
 ///
 /// # Errors
 ///
 /// [`Error::NotFound`] for a missing Node, [`Error::NoMachine`], [`Error::Request`].
 pub async fn machine_of(api: &Api, catalog: &Catalog, node: &str) -> Result<(Value, Route)> {
-    let nodes = catalog
-        .resolve("", "v1", "Node")
-        .ok_or_else(|| Error::NotServed {
-            group: "core".into(),
-            kind: "Node".into(),
-        })?;
+    let nodes = nodes(catalog)?;
     let node_id = ObjectId::new("v1", "Node", None, node);
     let target = Target {
         resource: &nodes.api,

@@ -36,16 +36,9 @@ async fn a_machine_deployment_scales_to_a_count_or_by_a_delta_and_a_dry_run_chan
     dry.dry_run = true;
     let checked = scale(&api, &catalog, &dry).await.unwrap();
     assert_eq!((checked.from, checked.to, checked.dry_run), (1, 5, true));
-    let live = get(
-        &api,
-        &catalog,
-        "cluster.x-k8s.io/v1beta1",
-        "MachineDeployment",
-        Some(&ns),
-        "md-0",
-    )
-    .await
-    .unwrap();
+    let live = get(&api, &catalog, "MachineDeployment", Some(&ns), "md-0")
+        .await
+        .unwrap();
     assert_eq!(replicas(&live), 1);
     let json = serde_json::to_value(&checked).unwrap();
     assert_eq!(json["object"]["kind"], "MachineDeployment");
@@ -88,16 +81,9 @@ async fn refused_scales_write_nothing_and_say_why() {
             ..
         })
     ));
-    let live = get(
-        &api,
-        &catalog,
-        "controlplane.cluster.x-k8s.io/v1beta1",
-        "KubeadmControlPlane",
-        Some(&ns),
-        "cp",
-    )
-    .await
-    .unwrap();
+    let live = get(&api, &catalog, "KubeadmControlPlane", Some(&ns), "cp")
+        .await
+        .unwrap();
     assert_eq!(replicas(&live), 3);
 
     let managed = machine_deployment(
@@ -194,27 +180,13 @@ async fn removing_a_node_marks_its_machine_and_scales_the_owner_down_by_each_rou
         (dry.route, dry.owner.from, dry.owner.to),
         (Route::Annotation, 3, 2)
     );
-    let md = get(
-        &api,
-        &catalog,
-        "cluster.x-k8s.io/v1beta1",
-        "MachineDeployment",
-        Some(&ns),
-        "md-0",
-    )
-    .await
-    .unwrap();
+    let md = get(&api, &catalog, "MachineDeployment", Some(&ns), "md-0")
+        .await
+        .unwrap();
     assert_eq!(replicas(&md), 3, "a dry run scales nothing");
-    let m = get(
-        &api,
-        &catalog,
-        "cluster.x-k8s.io/v1beta1",
-        "Machine",
-        Some(&ns),
-        "m-annotated",
-    )
-    .await
-    .unwrap();
+    let m = get(&api, &catalog, "Machine", Some(&ns), "m-annotated")
+        .await
+        .unwrap();
     assert!(
         m["metadata"]["annotations"]
             .get(DELETE_MACHINE_ANNOTATION)
@@ -239,30 +211,16 @@ async fn removing_a_node_marks_its_machine_and_scales_the_owner_down_by_each_rou
             removal.owner.object.to_string(),
             "cluster.x-k8s.io/MachineDeployment capi-remove/md-0"
         );
-        let marked = get(
-            &api,
-            &catalog,
-            "cluster.x-k8s.io/v1beta1",
-            "Machine",
-            Some(&ns),
-            machine,
-        )
-        .await
-        .unwrap();
+        let marked = get(&api, &catalog, "Machine", Some(&ns), machine)
+            .await
+            .unwrap();
         assert_eq!(
             marked["metadata"]["annotations"][DELETE_MACHINE_ANNOTATION],
             ""
         );
-        let md = get(
-            &api,
-            &catalog,
-            "cluster.x-k8s.io/v1beta1",
-            "MachineDeployment",
-            Some(&ns),
-            "md-0",
-        )
-        .await
-        .unwrap();
+        let md = get(&api, &catalog, "MachineDeployment", Some(&ns), "md-0")
+            .await
+            .unwrap();
         assert_eq!(replicas(&md), i64::from(count));
     }
 }
@@ -315,16 +273,9 @@ async fn a_node_without_a_machine_or_an_owner_to_shrink_is_refused_before_any_wr
         ),
         "{error}"
     );
-    let cp0 = get(
-        &api,
-        &catalog,
-        "cluster.x-k8s.io/v1beta1",
-        "Machine",
-        Some(&ns),
-        "cp-0",
-    )
-    .await
-    .unwrap();
+    let cp0 = get(&api, &catalog, "Machine", Some(&ns), "cp-0")
+        .await
+        .unwrap();
     assert!(
         cp0["metadata"]["annotations"]
             .get(DELETE_MACHINE_ANNOTATION)
@@ -383,16 +334,9 @@ async fn replacing_a_node_deletes_its_machine_and_follows_the_new_one_to_a_ready
         Some("capi-replace-new")
     );
     assert!(
-        get(
-            &api,
-            &catalog,
-            "cluster.x-k8s.io/v1beta1",
-            "Machine",
-            Some(&ns),
-            "m-ref"
-        )
-        .await
-        .is_none()
+        get(&api, &catalog, "Machine", Some(&ns), "m-ref")
+            .await
+            .is_none()
     );
     assert!(
         notes

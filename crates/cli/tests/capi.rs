@@ -56,6 +56,13 @@ fn json(output: &std::process::Output) -> Value {
 async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
     let plane = ControlPlane::shared().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let capstan = |args: &str| {
+        on_plane(
+            plane,
+            dir.path(),
+            &args.split_whitespace().collect::<Vec<_>>(),
+        )
+    };
     let crds = crds();
     let deployed = on_plane(
         plane,
@@ -75,41 +82,14 @@ async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
         String::from_utf8_lossy(&deployed.stderr)
     );
     std::fs::write(dir.path().join("stage.yaml"), STAGE).unwrap();
-    let deployed = on_plane(
-        plane,
-        dir.path(),
-        &[
-            "deploy",
-            "-f",
-            "stage.yaml",
-            "--discriminator",
-            "capi-cli",
-            "--yes",
-        ],
-    );
+    let deployed = capstan("deploy -f stage.yaml --discriminator capi-cli --yes");
     assert!(
         deployed.status.success(),
         "{}",
         String::from_utf8_lossy(&deployed.stderr)
     );
 
-    let scaled = on_plane(
-        plane,
-        dir.path(),
-        &[
-            "capi",
-            "scale",
-            "md/md-0",
-            "-n",
-            "capi-cli",
-            "--by",
-            "+1",
-            "-f",
-            "stage.yaml",
-            "-o",
-            "json",
-        ],
-    );
+    let scaled = capstan("capi scale md/md-0 -n capi-cli --by +1 -f stage.yaml -o json");
     assert!(
         scaled.status.success(),
         "{}",
@@ -126,22 +106,7 @@ async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
     assert_eq!(report["manifest"]["replicas"], 2);
     assert!(report["requests"].as_u64().unwrap() > 0);
 
-    let text = on_plane(
-        plane,
-        dir.path(),
-        &[
-            "capi",
-            "scale",
-            "md/md-0",
-            "-n",
-            "capi-cli",
-            "--replicas",
-            "5",
-            "--dry-run",
-            "-f",
-            "stage.yaml",
-        ],
-    );
+    let text = capstan("capi scale md/md-0 -n capi-cli --replicas 5 --dry-run -f stage.yaml");
     let said = String::from_utf8_lossy(&text.stdout);
     assert!(
         said.contains("replicas 3 -> 5 (dry run: checked, not changed)"),
@@ -152,22 +117,7 @@ async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
         "{said}"
     );
 
-    let written = on_plane(
-        plane,
-        dir.path(),
-        &[
-            "capi",
-            "scale",
-            "md/md-0",
-            "-n",
-            "capi-cli",
-            "--replicas",
-            "4",
-            "-f",
-            "stage.yaml",
-            "--write-back",
-        ],
-    );
+    let written = capstan("capi scale md/md-0 -n capi-cli --replicas 4 -f stage.yaml --write-back");
     assert!(
         written.status.success(),
         "{}",
@@ -184,11 +134,7 @@ async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
         "only the count changed"
     );
 
-    let refused = on_plane(
-        plane,
-        dir.path(),
-        &["capi", "scale", "md/md-0", "-n", "capi-cli", "--by", "-9"],
-    );
+    let refused = capstan("capi scale md/md-0 -n capi-cli --by -9");
     assert_eq!(refused.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&refused.stderr)
@@ -196,11 +142,7 @@ async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
     );
 
     // Nothing has set the objects' conditions: not ready yet, so the exit code is 1.
-    let status = on_plane(
-        plane,
-        dir.path(),
-        &["capi", "status", "shop", "-n", "capi-cli", "-o", "json"],
-    );
+    let status = capstan("capi status shop -n capi-cli -o json");
     assert_eq!(
         status.status.code(),
         Some(1),
@@ -215,16 +157,12 @@ async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
         report["items"][0]["children"][0]["children"][0]["object"]["name"],
         "md-0"
     );
-    let table = on_plane(plane, dir.path(), &["capi", "status", "-n", "capi-cli"]);
+    let table = capstan("capi status -n capi-cli");
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.starts_with("NAME"), "{table}");
     assert!(table.contains("└─Workers"), "{table}");
     assert!(table.contains("  └─MachineDeployment/md-0"), "{table}");
-    let missing = on_plane(
-        plane,
-        dir.path(),
-        &["capi", "status", "nope", "-n", "capi-cli", "-o", "json"],
-    );
+    let missing = capstan("capi status nope -n capi-cli -o json");
     assert_eq!(missing.status.code(), Some(2));
     assert!(
         json(&missing)["error"]["message"]

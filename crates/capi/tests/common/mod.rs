@@ -130,16 +130,19 @@ pub async fn create(api: &Api, catalog: &Catalog, object: &Value) -> Value {
     }
 }
 
-/// Reads an object back.
+/// Reads an object of a ClusterAPI kind (or a Node) back, at the version the tests write.
 pub async fn get(
     api: &Api,
     catalog: &Catalog,
-    api_version: &str,
     kind: &str,
     namespace: Option<&str>,
     name: &str,
 ) -> Option<Value> {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let (group, version) = match kind {
+        "KubeadmControlPlane" => ("controlplane.cluster.x-k8s.io", "v1beta1"),
+        "Node" => ("", "v1"),
+        _ => ("cluster.x-k8s.io", "v1beta1"),
+    };
     let resource = catalog.resolve(group, version, kind).unwrap();
     api.get(Target {
         resource: &resource.api,
