@@ -10,7 +10,7 @@ use capstan_capi::{
     DELETE_MACHINE_ANNOTATION, Error, MACHINE_ANNOTATION, ReplaceRequest, Route, ScaleRequest,
     remove_node, replace_node, scale,
 };
-use common::{control_plane, create, get, machine, machine_deployment, namespace, node, plane};
+use common::{control_plane, create, get, machine, machine_deployment, node, plane};
 use serde_json::json;
 
 fn replicas(object: &serde_json::Value) -> i64 {
@@ -19,8 +19,8 @@ fn replicas(object: &serde_json::Value) -> i64 {
 
 #[tokio::test]
 async fn a_machine_deployment_scales_to_a_count_or_by_a_delta_and_a_dry_run_changes_nothing() {
-    let (_plane, api, catalog) = plane().await;
-    let ns = namespace(&api, &catalog, "capi-scale").await;
+    let (plane, api, catalog) = plane().await;
+    let ns = plane.create_namespace("capi-scale").await.unwrap();
     create(
         &api,
         &catalog,
@@ -47,8 +47,8 @@ async fn a_machine_deployment_scales_to_a_count_or_by_a_delta_and_a_dry_run_chan
 
 #[tokio::test]
 async fn refused_scales_write_nothing_and_say_why() {
-    let (_plane, api, catalog) = plane().await;
-    let ns = namespace(&api, &catalog, "capi-refuse").await;
+    let (plane, api, catalog) = plane().await;
+    let ns = plane.create_namespace("capi-refuse").await.unwrap();
     create(
         &api,
         &catalog,
@@ -68,9 +68,9 @@ async fn refused_scales_write_nothing_and_say_why() {
         "{error}"
     );
     assert!(
-        error
-            .to_string()
-            .starts_with("controlplane.cluster.x-k8s.io/KubeadmControlPlane capi-refuse/cp: "),
+        error.to_string().starts_with(&format!(
+            "controlplane.cluster.x-k8s.io/KubeadmControlPlane {ns}/cp: "
+        )),
         "{error}"
     );
     let zero = ScaleRequest::new(ScaleKind::KubeadmControlPlane, &ns, "cp", Change::To(0));
@@ -169,8 +169,8 @@ async fn workers(api: &capstan_kube::Api, catalog: &capstan_kube::Catalog, ns: &
 
 #[tokio::test]
 async fn removing_a_node_marks_its_machine_and_scales_the_owner_down_by_each_route() {
-    let (_plane, api, catalog) = plane().await;
-    let ns = namespace(&api, &catalog, "capi-remove").await;
+    let (plane, api, catalog) = plane().await;
+    let ns = plane.create_namespace("capi-remove").await.unwrap();
     workers(&api, &catalog, &ns).await;
 
     let dry = remove_node(&api, &catalog, &format!("{ns}-annotated"), true)
@@ -209,7 +209,7 @@ async fn removing_a_node_marks_its_machine_and_scales_the_owner_down_by_each_rou
         );
         assert_eq!(
             removal.owner.object.to_string(),
-            "cluster.x-k8s.io/MachineDeployment capi-remove/md-0"
+            format!("cluster.x-k8s.io/MachineDeployment {ns}/md-0")
         );
         let marked = get(&api, &catalog, "Machine", Some(&ns), machine)
             .await
@@ -227,21 +227,28 @@ async fn removing_a_node_marks_its_machine_and_scales_the_owner_down_by_each_rou
 
 #[tokio::test]
 async fn a_node_without_a_machine_or_an_owner_to_shrink_is_refused_before_any_write() {
-    let (_plane, api, catalog) = plane().await;
-    let ns = namespace(&api, &catalog, "capi-orphan").await;
+    let (plane, api, catalog) = plane().await;
+    let ns = plane.create_namespace("capi-orphan").await.unwrap();
     create(
         &api,
         &catalog,
-        &node("capi-orphan-bare", json!({}), Some("hcloud://none"), true),
+        &node(
+            &format!("{ns}-bare"),
+            json!({}),
+            Some("hcloud://none"),
+            true,
+        ),
     )
     .await;
-    let error = remove_node(&api, &catalog, "capi-orphan-bare", false)
+    let error = remove_node(&api, &catalog, &format!("{ns}-bare"), false)
         .await
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "no Machine runs Node capi-orphan-bare: none is named by its cluster.x-k8s.io/machine \
-         annotation, names it in status.nodeRef, or has its provider ID hcloud://none"
+        format!(
+            "no Machine runs Node {ns}-bare: none is named by its cluster.x-k8s.io/machine \
+             annotation, names it in status.nodeRef, or has its provider ID hcloud://none"
+        )
     );
     create(
         &api,
@@ -251,16 +258,16 @@ async fn a_node_without_a_machine_or_an_owner_to_shrink_is_refused_before_any_wr
     .await;
     let labels =
         json!({"cluster.x-k8s.io/control-plane": "", "cluster.x-k8s.io/control-plane-name": "cp"});
-    let mut only = machine(&ns, "cp-0", labels, Some("capi-orphan-cp"), None);
+    let mut only = machine(&ns, "cp-0", labels, Some(&format!("{ns}-cp")), None);
     only["metadata"]["ownerReferences"] = json!([{"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "KubeadmControlPlane", "name": "cp", "uid": "00000000-0000-0000-0000-000000000000", "controller": true}]);
     create(&api, &catalog, &only).await;
     create(
         &api,
         &catalog,
-        &node("capi-orphan-cp", json!({}), None, true),
+        &node(&format!("{ns}-cp"), json!({}), None, true),
     )
     .await;
-    let error = remove_node(&api, &catalog, "capi-orphan-cp", false)
+    let error = remove_node(&api, &catalog, &format!("{ns}-cp"), false)
         .await
         .unwrap_err();
     assert!(
@@ -285,8 +292,8 @@ async fn a_node_without_a_machine_or_an_owner_to_shrink_is_refused_before_any_wr
 
 #[tokio::test]
 async fn replacing_a_node_deletes_its_machine_and_follows_the_new_one_to_a_ready_node() {
-    let (_plane, api, catalog) = plane().await;
-    let ns = namespace(&api, &catalog, "capi-replace").await;
+    let (plane, api, catalog) = plane().await;
+    let ns = plane.create_namespace("capi-replace").await.unwrap();
     workers(&api, &catalog, &ns).await;
     // The MachineSet controller's part: a new Machine, later a Ready Node for it.
     let controller = async {
@@ -296,25 +303,31 @@ async fn replacing_a_node_deletes_its_machine_and_follows_the_new_one_to_a_ready
         create(
             controller_api,
             controller_catalog,
-            &machine(ns2, "m-new", labels, Some("capi-replace-new"), None),
+            &machine(
+                ns2,
+                "m-new",
+                labels,
+                Some(format!("{ns}-new").as_str()),
+                None,
+            ),
         )
         .await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         create(
             controller_api,
             controller_catalog,
-            &node("capi-replace-new", json!({}), None, false),
+            &node(&format!("{ns}-new"), json!({}), None, false),
         )
         .await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         create(
             controller_api,
             controller_catalog,
-            &node("capi-replace-new", json!({}), None, true),
+            &node(&format!("{ns}-new"), json!({}), None, true),
         )
         .await;
     };
-    let mut request = ReplaceRequest::new("capi-replace-ref");
+    let mut request = ReplaceRequest::new(&format!("{ns}-ref"));
     request.wait = Some(Duration::from_secs(60));
     let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let heard = notes.clone();
@@ -331,7 +344,7 @@ async fn replacing_a_node_deletes_its_machine_and_follows_the_new_one_to_a_ready
     );
     assert_eq!(
         replaced.replacement_node.as_deref(),
-        Some("capi-replace-new")
+        Some(format!("{ns}-new").as_str())
     );
     assert!(
         get(&api, &catalog, "Machine", Some(&ns), "m-ref")
@@ -349,10 +362,10 @@ async fn replacing_a_node_deletes_its_machine_and_follows_the_new_one_to_a_ready
 
 #[tokio::test]
 async fn a_replacement_that_never_comes_times_out_naming_what_it_waited_for() {
-    let (_plane, api, catalog) = plane().await;
-    let ns = namespace(&api, &catalog, "capi-late").await;
+    let (plane, api, catalog) = plane().await;
+    let ns = plane.create_namespace("capi-late").await.unwrap();
     workers(&api, &catalog, &ns).await;
-    let mut request = ReplaceRequest::new("capi-late-id");
+    let mut request = ReplaceRequest::new(&format!("{ns}-id"));
     request.wait = Some(Duration::from_secs(2));
     let error = replace_node(&api, &catalog, &request, &|_| {})
         .await
@@ -361,7 +374,7 @@ async fn a_replacement_that_never_comes_times_out_naming_what_it_waited_for() {
     assert!(
         error
             .to_string()
-            .contains("a Ready replacement for Node capi-late-id"),
+            .contains(&format!("a Ready replacement for Node {ns}-id")),
         "{error}"
     );
 }

@@ -3,7 +3,7 @@
 mod common;
 
 use capstan_capi::{Health, TreeOptions, inventory, tree};
-use common::{control_plane, create, machine, machine_deployment, namespace, plane};
+use common::{control_plane, create, machine, machine_deployment, plane};
 use serde_json::{Value, json};
 
 fn ready(status: &str, reason: &str) -> Value {
@@ -28,8 +28,8 @@ async fn with_status(
 
 #[tokio::test]
 async fn a_small_clusters_tree_is_read_at_the_served_version_and_gates_on_readiness() {
-    let (_plane, api, catalog) = plane().await;
-    let ns = namespace(&api, &catalog, "capi-status").await;
+    let (plane, api, catalog) = plane().await;
+    let ns = plane.create_namespace("capi-status").await.unwrap();
     let cluster = json!({
         "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Cluster",
         "metadata": {"name": "shop", "namespace": ns},

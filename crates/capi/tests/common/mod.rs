@@ -153,17 +153,6 @@ pub async fn get(
     .unwrap()
 }
 
-/// A namespace of its own for one test.
-pub async fn namespace(api: &Api, catalog: &Catalog, name: &str) -> String {
-    create(
-        api,
-        catalog,
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
-    )
-    .await;
-    name.to_owned()
-}
-
 pub fn machine_deployment(namespace: &str, name: &str, replicas: i32, labels: Value) -> Value {
     json!({
         "apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "MachineDeployment",
