@@ -34,7 +34,9 @@
 // Errors carry the object and kube's error; they are rare and off every hot path.
 #![allow(clippy::result_large_err)]
 
+mod checks;
 mod error;
+mod inspect;
 mod inventory;
 mod live;
 mod renew;
@@ -43,7 +45,9 @@ mod warning;
 mod x509;
 
 pub use crate::{
+    checks::{ApiCheck, IngressFinding, IngressProblem, check_api, check_ingress},
     error::{Error, Result},
+    inspect::{ConditionItem, Inspection, SecretReport, Step, inspect},
     inventory::{CertificateItem, ListRequest, list_certificates},
     live::{IssuerRef, served},
     renew::{MANUALLY_TRIGGERED, Outcome, RenewRequest, Renewal, renew},
