@@ -20,6 +20,9 @@ const ISSUER: &str = "cert-manager.io/issuer";
 const ISSUER_KIND: &str = "cert-manager.io/issuer-kind";
 const ISSUER_GROUP: &str = "cert-manager.io/issuer-group";
 const TLS_ACME: &str = "kubernetes.io/tls-acme";
+/// A CSR for `CN=capstan-check-api` (base64 of its PEM; its key was thrown away): a request
+/// cert-manager's webhook accepts, so that only an unusable API fails the dry run.
+const CHECK_CSR: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlIVk1INENBUUF3SERFYU1CZ0dBMVVFQXd3UlkyRndjM1JoYmkxamFHVmpheTFoY0drd1dUQVRCZ2NxaGtqTwpQUUlCQmdncWhrak9QUU1CQndOQ0FBUTFpZHFFb1RkWElKZE14TTQ0LzB6OSt2NGFtaFl1SnB2UnMxdGpURnBMCnZNTmoybDB0WFRSV08vMDc3bmxkTi83U1drTEhpdFl4V0RiTUR6NWJaYzE3b0FBd0NnWUlLb1pJemowRUF3SUQKUndBd1JBSWdMbzlXaHlHTGVFSTFJTmZxVDZoVU44NE53TVp5S2dtN1VFbldWNldZckxnQ0lCdDlnK1lmUDFtVgpaY0NOTE96S2h5T3U4S0c4OXJNcHF6UFcxVkZsRldsZQotLS0tLUVORCBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0K";
 
 /// What is wrong with an annotated Ingress.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -276,7 +279,7 @@ async fn check_once(api: &Api, namespace: &str) -> Result<(), String> {
         "apiVersion": "cert-manager.io/v1",
         "kind": "CertificateRequest",
         "metadata": {"generateName": "capstan-check-api-", "namespace": namespace},
-        "spec": {"request": "", "issuerRef": {"name": "capstan-check-api"}}
+        "spec": {"request": CHECK_CSR, "issuerRef": {"name": "capstan-check-api"}}
     });
     let bytes = serde_json::to_vec(&body).map_err(|error| error.to_string())?;
     let request = Request::new(DynamicObject::url_path(&requests.api, Some(namespace)));
