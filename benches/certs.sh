@@ -49,7 +49,7 @@ trap cleanup EXIT
 
 say "starting the local control plane in $tmp/local"
 "$capstan" local up --dir "$tmp/local" --no-switch >/dev/null
-KUBECONFIG="$("$capstan" local status --dir "$tmp/local" -o json | jq -er .cluster_kubeconfig)"
+KUBECONFIG="$("$capstan" local status --dir "$tmp/local" -o json | jq -er .clusterKubeconfig)"
 "$kubectl" apply -f "$crds" >/dev/null
 "$kubectl" wait --for condition=established --timeout=120s crd --all >/dev/null
 sleep 2 # let discovery settle

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::inventory::{secret_name, wanted_names};
-use crate::live::{GROUP, id_of, list, namespace_of, resource, secrets};
+use crate::live::{GROUP, id_of, list, listed, namespace_of, resource, secrets};
 use crate::{Error, Result};
 
 const CLUSTER_ISSUER: &str = "cert-manager.io/cluster-issuer";
@@ -156,8 +156,8 @@ pub async fn check_ingress(
     let secret_names: HashSet<(String, String)> = api
         .list_metadata(&secrets.api, namespace, None)
         .await
-        .map_err(|cause| Error::Request {
-            object: ObjectId::new("v1", "Secret", namespace, ""),
+        .map_err(|cause| Error::List {
+            what: listed(secrets, namespace),
             cause,
         })?
         .into_iter()

@@ -34,6 +34,15 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// Listing objects failed.
+    #[error("cannot list {what}: {}", Cause(.cause))]
+    List {
+        /// What was listed (`cert-manager.io/v1 certificates in namespace shop`).
+        what: String,
+        /// The failed request (part of the message, so not a `source()`).
+        cause: kube::Error,
+    },
+
     /// A request about one object failed.
     #[error("{object}: {}", Cause(.cause))]
     Request {

@@ -69,8 +69,8 @@ pub(crate) async fn list(
     namespace: Option<&str>,
     selector: Option<&str>,
 ) -> Result<Vec<Value>> {
-    let failed = |cause| Error::Request {
-        object: identity(resource, namespace.unwrap_or_default(), ""),
+    let failed = |cause| Error::List {
+        what: listed(resource, namespace),
         cause,
     };
     let Some(namespace) = namespace else {
@@ -87,6 +87,14 @@ pub(crate) async fn list(
     }
     let items: Items = api.send(|| request.list(&params)).await.map_err(failed)?;
     Ok(items.items.unwrap_or_default())
+}
+
+/// `cert-manager.io/v1 certificates in namespace shop`, for messages.
+pub(crate) fn listed(resource: &Resource, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(namespace) => format!("{} in namespace {namespace}", resource.describe()),
+        None => format!("{} in all namespaces", resource.describe()),
+    }
 }
 
 /// A Certificate's `spec.issuerRef`, with cert-manager's defaults filled in.

@@ -42,6 +42,10 @@ pub struct RenewRequest {
     pub concurrency: usize,
     /// Wait this long for each new revision to be Ready; `None`: do not wait.
     pub wait: Option<Duration>,
+    /// Delete each Certificate's Secret instead of setting `Issuing`, the old way: whatever
+    /// serves the Secret has no certificate until cert-manager issues a new one, and the
+    /// private key is lost. Each renewal warns so ([`Warning::SecretDeleted`]).
+    pub delete_secret: bool,
 }
 
 impl RenewRequest {
@@ -54,6 +58,7 @@ impl RenewRequest {
             selector: None,
             concurrency: 4,
             wait: None,
+            delete_secret: false,
         }
     }
 
@@ -124,6 +129,10 @@ pub async fn renew(
     on_progress: &OnProgress,
 ) -> Result<Vec<Renewal>> {
     let certificates = resource(catalog, GROUP, "Certificate")?;
+    let secrets = request
+        .delete_secret
+        .then(|| crate::live::secrets(catalog))
+        .transpose()?;
     let targets: Vec<(ObjectId, Option<Value>)> = match (request.all, request.names.is_empty()) {
         (true, true) => list(
             api,
@@ -159,7 +168,7 @@ pub async fn renew(
     });
     let renewals: Vec<Renewal> = stream::iter(targets)
         .map(|(object, listed)| async move {
-            let renewal = renew_one(api, certificates, object, listed, request.wait).await;
+            let renewal = renew_one(api, certificates, secrets, object, listed, request.wait).await;
             on_progress(Progress::Advance(1));
             renewal
         })
@@ -169,9 +178,11 @@ pub async fn renew(
     Ok(renewals)
 }
 
+/// Renews one Certificate: deletes its Secret when `secrets` is given, else sets `Issuing`.
 async fn renew_one(
     api: &Api,
     certificates: &Resource,
+    secrets: Option<&Resource>,
     object: ObjectId,
     listed: Option<Value>,
     wait: Option<Duration>,
@@ -217,6 +228,24 @@ async fn renew_one(
         };
         renewal.revision = certificate["status"]["revision"].as_i64();
         renewal.warnings = warnings(&certificate, Timestamp::now());
+        if let Some(secrets) = secrets {
+            let secret = certificate["spec"]["secretName"]
+                .as_str()
+                .unwrap_or_default();
+            match delete_secret(api, secrets, namespace.as_deref(), secret).await {
+                Ok(()) => {
+                    renewal.outcome = Outcome::Triggered;
+                    renewal.warnings.push(Warning::SecretDeleted {
+                        secret: secret.to_owned(),
+                    });
+                    break;
+                }
+                Err(error) => {
+                    renewal.error = Some(error.to_string());
+                    return renewal;
+                }
+            }
+        }
         match api
             .patch_status(
                 target,
@@ -247,6 +276,29 @@ async fn renew_one(
         wait_ready(api, target, wait, &mut renewal).await;
     }
     renewal
+}
+
+/// Deletes Secret `namespace/name` if it exists (only the one read, by its UID).
+async fn delete_secret(
+    api: &Api,
+    secrets: &Resource,
+    namespace: Option<&str>,
+    name: &str,
+) -> Result<()> {
+    let target = Target {
+        resource: &secrets.api,
+        namespace,
+        name,
+    };
+    let failed = |cause| Error::Request {
+        object: identity(secrets, namespace.unwrap_or_default(), name),
+        cause,
+    };
+    let Some(secret) = api.get(target).await.map_err(failed)? else {
+        return Ok(());
+    };
+    let uid = secret["metadata"]["uid"].as_str().unwrap_or_default();
+    api.delete(target, uid).await.map(drop).map_err(failed)
 }
 
 /// Waits for a revision after `renewal.revision` with `Ready` `True`.

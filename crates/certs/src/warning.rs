@@ -43,6 +43,11 @@ pub enum Warning {
         /// Since when (the condition's `lastTransitionTime`).
         since: Option<Timestamp>,
     },
+    /// The Secret was deleted to force a new certificate (`renew` with `delete_secret`).
+    SecretDeleted {
+        /// The Secret's name.
+        secret: String,
+    },
     /// The last issuance failed and cert-manager's backoff has not run out.
     Backoff {
         /// `status.failedIssuanceAttempts`.
@@ -80,6 +85,11 @@ impl fmt::Display for Warning {
                     ": the issuance under way goes on and this renewal adds nothing"
                 )
             }
+            Self::SecretDeleted { secret } => write!(
+                f,
+                "deleted Secret {secret}: whatever serves it has no certificate until \
+                 cert-manager issues a new one, and its private key is gone"
+            ),
             Self::Backoff {
                 failed_attempts,
                 last_failure,

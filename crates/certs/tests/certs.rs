@@ -454,6 +454,41 @@ async fn renew_sets_issuing_goes_on_past_failures_and_waits_for_the_new_revision
         (Some("ManuallyTriggered"), Some("2026-01-01T00:00:00Z"))
     );
 
+    healthy(&api, &catalog, &ns, "legacy", 60).await;
+    let mut request = RenewRequest::new(&ns, &["legacy"]);
+    request.delete_secret = true;
+    let renewals = renew(&api, &catalog, &request, &|_| {}).await.unwrap();
+    assert_eq!(renewals[0].outcome, Outcome::Triggered);
+    assert_eq!(
+        renewals[0]
+            .warnings
+            .last()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some(
+            "deleted Secret legacy-tls: whatever serves it has no certificate until cert-manager \
+             issues a new one, and its private key is gone"
+        )
+    );
+    let secrets = catalog.resolve("", "v1", "Secret").unwrap();
+    let gone = api
+        .get(Target {
+            resource: &secrets.api,
+            namespace: Some(&ns),
+            name: "legacy-tls",
+        })
+        .await
+        .unwrap();
+    assert!(gone.is_none() || gone.unwrap()["metadata"]["deletionTimestamp"].is_string());
+    assert!(
+        condition(
+            &certificate_of(&api, &catalog, &ns, "legacy").await,
+            "Issuing"
+        )
+        .is_none(),
+        "the Secret's deletion is the whole trigger"
+    );
+
     let mut both = RenewRequest::new(&ns, &["web"]);
     both.all = true;
     assert!(matches!(

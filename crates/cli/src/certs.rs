@@ -127,6 +127,11 @@ struct RenewArgs {
     #[arg(long)]
     wait: bool,
 
+    /// Delete each Certificate's Secret instead, the old way: whatever serves it has no
+    /// certificate until cert-manager issues a new one, and the private key is lost
+    #[arg(long)]
+    delete_secret: bool,
+
     /// How long --wait waits for each Certificate
     #[arg(long, default_value = "5m", value_parser = crate::duration)]
     timeout: Duration,
@@ -469,6 +474,7 @@ fn run_renew(args: &RenewArgs) -> Result<ExitCode, Failure> {
     request.selector.clone_from(&args.selector);
     request.concurrency = args.concurrency;
     request.wait = args.wait.then_some(args.timeout);
+    request.delete_secret = args.delete_secret;
     let bar = Arc::new(Bar::new());
     let shown = Arc::clone(&bar);
     let (renewals, requests) = block_on(async {
