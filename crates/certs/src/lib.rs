@@ -6,7 +6,13 @@
 //!   cert-manager renews it ([`renewal_time`], its own arithmetic) and [`Warning`]s.
 //! - [`renew`]: `cmctl renew`'s trigger (the `Issuing` condition, reason `ManuallyTriggered`,
 //!   through the status subresource), many at a time, going on past failures, optionally
-//!   waiting for each new revision.
+//!   waiting for each new revision; deleting the Secret instead only when asked.
+//! - [`inspect`]: one Certificate as `cmctl status certificate` shows it, with the served
+//!   certificate's X.509 details, the issued and the next CertificateRequest, and ACME's Order
+//!   and Challenges.
+//! - [`check_ingress`]: Ingresses annotated for ingress-shim whose TLS entries lack a
+//!   Certificate or a Secret, or whose annotations conflict; [`check_api`]: whether
+//!   cert-manager's API takes a CertificateRequest (`cmctl check api`).
 //!
 //! ```no_run
 //! use capstan_certs::{ListRequest, list_certificates};
@@ -28,8 +34,8 @@
 //! # Modules
 //!
 //! `x509` (the served certificate) and `renewal` (cert-manager's arithmetic) need no server;
-//! `live` reads objects and Secrets; `inventory` and `renew` build on it; `warning` and
-//! `error` are the words they report in.
+//! `live` reads objects and Secrets; `inventory`, `inspect`, `renew` and `checks` build on
+//! it; `warning` and `error` are the words they report in.
 
 // Errors carry the object and kube's error; they are rare and off every hot path.
 #![allow(clippy::result_large_err)]
