@@ -317,10 +317,11 @@ fn run_inspect(args: &InspectArgs) -> Result<ExitCode, Failure> {
         })?;
         return Ok(code);
     }
-    let text = describe(&report);
-    std::io::stdout()
-        .lock()
-        .write_all(capstan_manifest::escape_controls(&text).as_bytes())?;
+    let mut out = std::io::stdout().lock();
+    // Line by line: server text may carry control sequences, the layout's newlines stay.
+    for line in describe(&report).lines() {
+        writeln!(out, "{}", capstan_manifest::escape_controls(line))?;
+    }
     for warning in &report.summary.warnings {
         warn(&report.summary.object, warning)?;
     }

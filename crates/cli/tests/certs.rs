@@ -155,6 +155,26 @@ async fn list_reports_expiring_certificates_in_json_and_renew_triggers_issuance(
     ));
     assert_eq!(String::from_utf8_lossy(&listed.stdout), "no Certificates\n");
 
+    let table = succeeds(on_plane(plane, dir.path(), &["certs", "list", "-n", &ns]));
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("NAMESPACE"), "{table}");
+    assert!(
+        lines[1].contains(&format!("web   True   {}", rfc3339(end))),
+        "{table}"
+    );
+    let inspected = succeeds(on_plane(
+        plane,
+        dir.path(),
+        &["certs", "inspect", "web", "-n", &ns],
+    ));
+    let inspected = String::from_utf8_lossy(&inspected.stdout).into_owned();
+    assert!(
+        inspected.contains("Secret: web-tls\n  Subject: CN=rcgen self signed cert"),
+        "{inspected}"
+    );
+    assert!(inspected.contains("  Chain Length: 1\n"), "{inspected}");
+
     let renewed = succeeds(on_plane(
         plane,
         dir.path(),
