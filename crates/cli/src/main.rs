@@ -9,6 +9,7 @@ use std::io::Write as _;
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 mod capi;
+mod certs;
 mod cluster;
 mod deploy;
 mod hints;
@@ -54,6 +55,7 @@ enum Command {
     List(inspect::ListArgs),
     Status(inspect::StatusArgs),
     Capi(capi::CapiArgs),
+    Certs(certs::CertsArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -120,15 +122,21 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 }
 
 /// A duration in Go's syntax, as kubectl takes it (`90s`, `5m`, `1h30m`); a bare number is
-/// seconds.
+/// seconds, and whole days (`30d`) are accepted for certificate lifetimes.
 fn duration(text: &str) -> Result<std::time::Duration, String> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(std::time::Duration::from_secs(seconds));
     }
+    if let Some(days) = text
+        .strip_suffix('d')
+        .and_then(|days| days.parse::<u64>().ok())
+    {
+        return Ok(std::time::Duration::from_secs(days.saturating_mul(86_400)));
+    }
     match text.parse::<kube::core::Duration>() {
         Ok(duration) if !duration.is_negative() => Ok(duration.into()),
         _ => Err(format!(
-            "`{text}` is not a duration such as 90s, 5m or 1h30m"
+            "`{text}` is not a duration such as 90s, 5m, 1h30m or 30d"
         )),
     }
 }
@@ -179,6 +187,7 @@ fn main() -> std::process::ExitCode {
         Command::List(args) => inspect::list(args),
         Command::Status(args) => inspect::status(args),
         Command::Capi(args) => capi::run(args),
+        Command::Certs(args) => certs::run(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     };
@@ -219,6 +228,7 @@ mod tests {
         assert_eq!(super::duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(super::duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(super::duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(super::duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert!(super::duration("5 minutes").is_err());
         assert!(super::duration("-5s").is_err());
     }

@@ -1,0 +1,254 @@
+//! The test control plane with cert-manager v1.10.0's CRDs (from `../shared/testdata/crds`),
+//! certificates made with rcgen, and the objects cert-manager would make.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use capstan_kube::{Api, Backoff, Catalog, Target, condition, poll_until};
+use capstan_testenv::{ControlPlane, User};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Patch, PatchParams};
+use serde::Deserialize as _;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+const MANAGER: &str = "capstan-certs-test";
+
+fn crds_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/crds/cert-manager-v1.10.0")
+}
+
+/// The shared plane with cert-manager's CRDs Established and served; installed once per test
+/// binary.
+pub async fn plane() -> (&'static ControlPlane, Api, Catalog) {
+    static INSTALLED: OnceCell<()> = OnceCell::const_new();
+    let plane = ControlPlane::shared()
+        .await
+        .expect("the test control plane starts");
+    let api = Api::new(plane.client(User::Admin).unwrap());
+    INSTALLED.get_or_init(|| install(&api)).await;
+    let catalog = Catalog::discover(&api).await.unwrap();
+    (plane, api, catalog)
+}
+
+async fn install(api: &Api) {
+    let dir = crds_dir();
+    let catalog = Catalog::discover(api).await.unwrap();
+    let crds = catalog
+        .resolve("apiextensions.k8s.io", "v1", "CustomResourceDefinition")
+        .unwrap()
+        .api
+        .clone();
+    let mut names = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("cert-manager CRDs in {}: {error}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let crd = Value::deserialize(document).unwrap();
+            if crd.is_null() {
+                continue;
+            }
+            let name = crd["metadata"]["name"].as_str().unwrap().to_owned();
+            let target = Target {
+                resource: &crds,
+                namespace: None,
+                name: &name,
+            };
+            api.apply(target, &crd, &PatchParams::apply(MANAGER).force())
+                .await
+                .unwrap();
+            names.push(name);
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let backoff = Backoff::exponential(Duration::from_millis(50), Duration::from_secs(1));
+    let ready = poll_until(deadline, backoff, async || {
+        for name in &names {
+            let target = Target {
+                resource: &crds,
+                namespace: None,
+                name,
+            };
+            let crd = api.get(target).await?;
+            if !crd.is_some_and(|crd| condition(&crd, "Established").is_some_and(|c| c.is_true())) {
+                return Ok(None);
+            }
+        }
+        let catalog = Catalog::discover(api)
+            .await
+            .map_err(|error| kube::Error::Service(error.to_string().into()))?;
+        Ok::<_, kube::Error>(
+            catalog
+                .resolve("acme.cert-manager.io", "v1", "Challenge")
+                .and(catalog.resolve("cert-manager.io", "v1", "Certificate"))
+                .map(|_| ()),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        ready.is_some(),
+        "cert-manager's CRDs became Established and served"
+    );
+}
+
+/// Creates (server-side applies) `object`, then writes its `status` through the subresource.
+pub async fn create(api: &Api, catalog: &Catalog, object: &Value) -> Value {
+    let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", object["apiVersion"].as_str().unwrap()),
+    };
+    let resource = catalog
+        .resolve(group, version, object["kind"].as_str().unwrap())
+        .unwrap();
+    let target = Target {
+        resource: &resource.api,
+        namespace: object["metadata"]["namespace"].as_str(),
+        name: object["metadata"]["name"].as_str().unwrap(),
+    };
+    let mut body = object.clone();
+    let status = body.as_object_mut().unwrap().remove("status");
+    let created = api
+        .apply(target, &body, &PatchParams::apply(MANAGER).force())
+        .await
+        .unwrap();
+    match status {
+        Some(status) => api
+            .patch_status(
+                target,
+                &Patch::Merge(json!({"status": status})),
+                &PatchParams::default(),
+            )
+            .await
+            .unwrap(),
+        None => created,
+    }
+}
+
+/// Reads a Certificate back.
+pub async fn certificate_of(api: &Api, catalog: &Catalog, namespace: &str, name: &str) -> Value {
+    let resource = catalog
+        .resolve("cert-manager.io", "v1", "Certificate")
+        .unwrap();
+    api.get(Target {
+        resource: &resource.api,
+        namespace: Some(namespace),
+        name,
+    })
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+/// Whole seconds from now, as cert-manager's timestamps are.
+pub fn from_now(seconds: i64) -> Timestamp {
+    let at = Timestamp::now()
+        .checked_add(SignedDuration::from_secs(seconds))
+        .unwrap();
+    Timestamp::from_second(at.as_second()).unwrap()
+}
+
+pub const DAY: i64 = 86_400;
+
+/// A self-signed certificate for `names`, valid between the two times; its PEM and key PEM.
+pub fn issue(names: &[&str], not_before: Timestamp, not_after: Timestamp) -> (String, String) {
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .unwrap();
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    params.not_before = epoch + Duration::from_secs(not_before.as_second().try_into().unwrap());
+    params.not_after = epoch + Duration::from_secs(not_after.as_second().try_into().unwrap());
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A Secret of type `kubernetes.io/tls` holding `cert`, or an Opaque one with `data` when
+/// `cert` is `None`.
+pub fn secret(namespace: &str, name: &str, data: Value) -> Value {
+    let kind = if data.get("tls.crt").is_some() && data.get("tls.key").is_some() {
+        "kubernetes.io/tls"
+    } else {
+        "Opaque"
+    };
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": kind,
+        "stringData": data,
+    })
+}
+
+/// A Certificate asking for `dns_names`, filling Secret `secret`, with `status`.
+pub fn certificate(
+    namespace: &str,
+    name: &str,
+    secret: &str,
+    dns_names: &[&str],
+    status: Value,
+) -> Value {
+    json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "secretName": secret,
+            "dnsNames": dns_names,
+            "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}
+        },
+        "status": status,
+    })
+}
+
+/// A Ready status for a certificate valid between the two times.
+pub fn ready_status(not_before: Timestamp, not_after: Timestamp, revision: i64) -> Value {
+    json!({
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
+                        "message": "Certificate is up to date and has not expired",
+                        "lastTransitionTime": not_before.to_string()}],
+        "notBefore": not_before.to_string(),
+        "notAfter": not_after.to_string(),
+        "revision": revision,
+    })
+}
+
+/// A Certificate with its Secret, both healthy, valid from a day ago for `days`.
+pub async fn healthy(
+    api: &Api,
+    catalog: &Catalog,
+    namespace: &str,
+    name: &str,
+    days: i64,
+) -> Value {
+    let (start, end) = (from_now(-DAY), from_now(days * DAY));
+    let host = format!("{name}.example.com");
+    let (crt, key) = issue(&[&host], start, end);
+    create(
+        api,
+        catalog,
+        &secret(
+            namespace,
+            &format!("{name}-tls"),
+            json!({"tls.crt": crt, "tls.key": key}),
+        ),
+    )
+    .await;
+    create(
+        api,
+        catalog,
+        &certificate(
+            namespace,
+            name,
+            &format!("{name}-tls"),
+            &[&host],
+            ready_status(start, end, 1),
+        ),
+    )
+    .await
+}
