@@ -18,6 +18,7 @@ pub(crate) const GROUP: &str = "cert-manager.io";
 pub(crate) fn resource<'c>(catalog: &'c Catalog, group: &str, kind: &str) -> Result<&'c Resource> {
     catalog
         .resolve(group, "v1", kind)
+        .map(|resource| &**resource)
         .ok_or_else(|| Error::NotInstalled {
             kind: kind.to_owned(),
         })
@@ -26,6 +27,7 @@ pub(crate) fn resource<'c>(catalog: &'c Catalog, group: &str, kind: &str) -> Res
 pub(crate) fn secrets(catalog: &Catalog) -> Result<&Resource> {
     catalog
         .resolve("", "v1", "Secret")
+        .map(|resource| &**resource)
         .ok_or_else(|| Error::Invalid("the server serves no v1 Secret".to_owned()))
 }
 
