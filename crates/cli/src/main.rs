@@ -14,6 +14,7 @@ mod hints;
 mod inspect;
 mod local;
 mod output;
+mod plugins;
 mod progress;
 mod prompt;
 mod render;
@@ -52,6 +53,7 @@ enum Command {
     Delete(inspect::DeleteArgs),
     List(inspect::ListArgs),
     Status(inspect::StatusArgs),
+    Plugins(plugins::PluginsArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -176,6 +178,7 @@ fn main() -> std::process::ExitCode {
         Command::Delete(args) => inspect::delete(args),
         Command::List(args) => inspect::list(args),
         Command::Status(args) => inspect::status(args),
+        Command::Plugins(args) => plugins::run(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     };

@@ -89,7 +89,7 @@ pub use error::Error;
 pub use escape::escape_controls;
 pub use id::ObjectId;
 pub use input::Input;
-pub use load::{LoadOptions, load};
+pub use load::{LoadOptions, load, load_objects};
 pub use manifest::{Format, Label, Manifest, Wave};
 pub use object::Object;
 pub use order::Phase;

@@ -487,7 +487,9 @@ fn plugin_paths(root: &Path, listed: &[String]) -> Result<Vec<PathBuf>, String> 
     let mut paths: Vec<PathBuf> = Vec::with_capacity(listed.len());
     for (index, path) in listed.iter().enumerate() {
         if path.trim().is_empty() {
-            return Err(format!("plugins[{index}] is empty: give the library's path"));
+            return Err(format!(
+                "plugins[{index}] is empty: give the library's path"
+            ));
         }
         let resolved = root.join(path);
         if paths.contains(&resolved) {

@@ -1,6 +1,8 @@
 //! An example capstan plugin, loaded by capstan's tests through the `capstan` binary.
 //!
-//! It provides one stage, `policy` (a namespace and a ConfigMap), and checks the objects of
+//! It provides one stage, `policy` (a ConfigMap in the namespace `EXAMPLE_POLICY_NAMESPACE`
+//! names, `default` without it, so tests can deploy it into a namespace of their own), and
+//! checks the objects of
 //! stages that list it under `transform:`: every object gets the label
 //! `policy.example.com/checked: "true"`, and a ConfigMap with a `password` key is a problem
 //! (it belongs in a Secret).
@@ -13,20 +15,14 @@ use capstan_plugin::{
 #[derive(Debug, Default)]
 pub struct ExampleStage;
 
-const POLICY: &str = "\
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: example-policy
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: policy
-  namespace: example-policy
-data:
-  allowed-registries: registry.example.com
-";
+fn policy() -> String {
+    let namespace =
+        std::env::var("EXAMPLE_POLICY_NAMESPACE").unwrap_or_else(|_| "default".to_owned());
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: policy\n  namespace: {namespace}\n\
+         data:\n  allowed-registries: registry.example.com\n"
+    )
+}
 
 #[async_trait]
 impl Plugin for ExampleStage {
@@ -46,7 +42,7 @@ impl Plugin for ExampleStage {
         match stage {
             "policy" => Ok(vec![Document {
                 name: "policy.yaml".to_owned(),
-                text: POLICY.to_owned(),
+                text: policy(),
             }]),
             other => Err(capstan_plugin::Error::Plugin {
                 name: self.info().name,

@@ -31,14 +31,24 @@ fn plugin() -> &'static dyn Plugin {
 }
 
 /// The ABI version, or another one when told so.
-#[expect(unsafe_code, reason = "the host finds the entry points by their exact names")]
+#[expect(
+    unsafe_code,
+    reason = "the host finds the entry points by their exact names"
+)]
 #[unsafe(no_mangle)]
 pub extern "C" fn capstan_plugin_abi_version() -> u32 {
-    if fault() == "abi" { ABI_VERSION + 1 } else { ABI_VERSION }
+    if fault() == "abi" {
+        ABI_VERSION + 1
+    } else {
+        ABI_VERSION
+    }
 }
 
 /// The function table.
-#[expect(unsafe_code, reason = "the host finds the entry points by their exact names")]
+#[expect(
+    unsafe_code,
+    reason = "the host finds the entry points by their exact names"
+)]
 #[unsafe(no_mangle)]
 pub extern "C" fn capstan_plugin_table() -> *const Table {
     static TABLE: Table = Table::new(call);

@@ -147,10 +147,8 @@ impl Loaded {
         #[expect(unsafe_code, reason = "looking up a symbol with its assumed type")]
         // SAFETY: the version symbol's type has been `extern "C" fn() -> u32` in every ABI
         // version, which is what makes it safe to call before anything else is known.
-        let version = unsafe {
-            library.get::<extern "C" fn() -> u32>(VERSION_SYMBOL.as_bytes())
-        }
-        .map_err(|_| missing(VERSION_SYMBOL))?;
+        let version = unsafe { library.get::<extern "C" fn() -> u32>(VERSION_SYMBOL.as_bytes()) }
+            .map_err(|_| missing(VERSION_SYMBOL))?;
         let found = version();
         if found != ABI_VERSION {
             return Err(Error::AbiMismatch {
@@ -161,10 +159,9 @@ impl Loaded {
         }
         #[expect(unsafe_code, reason = "looking up a symbol with its assumed type")]
         // SAFETY: a library of this ABI version exports the table function with this type.
-        let table = unsafe {
-            library.get::<extern "C" fn() -> *const Table>(TABLE_SYMBOL.as_bytes())
-        }
-        .map_err(|_| missing(TABLE_SYMBOL))?;
+        let table =
+            unsafe { library.get::<extern "C" fn() -> *const Table>(TABLE_SYMBOL.as_bytes()) }
+                .map_err(|_| missing(TABLE_SYMBOL))?;
         let table = table();
         #[expect(unsafe_code, reason = "reading the plugin's static table")]
         // SAFETY: the table function returns null or a pointer to a `'static` table inside the
@@ -201,7 +198,8 @@ impl Loaded {
         #[expect(unsafe_code, reason = "calling into the plugin library")]
         // SAFETY: `input` and `output` outlive the call; `collect` is given `sink`, a pointer
         // to `output`, which nothing else touches until the call returns.
-        let status = unsafe { (self.table.call)(input.as_ptr(), input.len(), sink.cast(), collect) };
+        let status =
+            unsafe { (self.table.call)(input.as_ptr(), input.len(), sink.cast(), collect) };
         if status == STATUS_PANIC {
             return Err(Error::Panicked {
                 name: self.info.name.clone(),
@@ -256,7 +254,10 @@ impl Loaded {
 }
 
 extern "C" fn collect(sink: *mut c_void, bytes: *const u8, len: usize) {
-    #[expect(unsafe_code, reason = "the plugin hands its answer over as a raw pointer")]
+    #[expect(
+        unsafe_code,
+        reason = "the plugin hands its answer over as a raw pointer"
+    )]
     // SAFETY: `sink` is the `Vec<u8>` `Loaded::call` passed, borrowed by nothing else during
     // the call, and the plugin guarantees `len` readable bytes at `bytes` while `collect` runs.
     unsafe {
@@ -265,8 +266,10 @@ extern "C" fn collect(sink: *mut c_void, bytes: *const u8, len: usize) {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |name| name.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
 }
 
 #[async_trait]
@@ -286,7 +289,8 @@ impl Plugin for Loaded {
 
     async fn transform(&self, stage: &str, objects: Vec<SourcedObject>) -> Result<Transformed> {
         let stage = stage.to_owned();
-        self.call_off_thread(Request::Transform { stage, objects }).await
+        self.call_off_thread(Request::Transform { stage, objects })
+            .await
     }
 
     async fn handoff(&self, request: HandoffRequest) -> Result<Handoff> {

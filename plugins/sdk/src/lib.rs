@@ -86,17 +86,25 @@ macro_rules! export_plugin {
         fn __capstan_plugin() -> &'static dyn $crate::Plugin {
             static PLUGIN: ::std::sync::OnceLock<::std::boxed::Box<dyn $crate::Plugin>> =
                 ::std::sync::OnceLock::new();
-            PLUGIN.get_or_init(|| ::std::boxed::Box::new($plugin)).as_ref()
+            PLUGIN
+                .get_or_init(|| ::std::boxed::Box::new($plugin))
+                .as_ref()
         }
 
-        #[expect(unsafe_code, reason = "the host finds the entry points by their exact names")]
+        #[expect(
+            unsafe_code,
+            reason = "the host finds the entry points by their exact names"
+        )]
         #[unsafe(no_mangle)]
         /// The plugin ABI version this library speaks.
         pub extern "C" fn capstan_plugin_abi_version() -> u32 {
             $crate::ABI_VERSION
         }
 
-        #[expect(unsafe_code, reason = "the host finds the entry points by their exact names")]
+        #[expect(
+            unsafe_code,
+            reason = "the host finds the entry points by their exact names"
+        )]
         #[unsafe(no_mangle)]
         /// The library's function table.
         pub extern "C" fn capstan_plugin_table() -> *const $crate::Table {

@@ -121,12 +121,17 @@ pub struct Document {
 }
 
 /// Where an object came from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Source {
     /// The file (or named document) it was read from.
     pub file: String,
     /// The line its document starts on, from 1.
     pub line: usize,
+    /// The document within the file, from 1.
+    pub document: usize,
+    /// Its position in a `List` document, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
 }
 
 /// A Kubernetes object with where it came from.
