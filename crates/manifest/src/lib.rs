@@ -65,6 +65,7 @@
 //! | `parse`, `split`, `strict`, `lines` | text to objects in parallel, duplicate keys refused, lines for messages |
 //! | `object`, `order`, `select` | one loaded object, apply order, `--include`/`--exclude` |
 //! | `manifest`, `id` | the loaded set and the identity every capstan crate names objects by |
+//! | `tree` | writes the tree of `<namespace>/<Kind>/<name>.yaml` files the loader reads |
 //! | `problem`, `error`, `names`, `escape` | what is wrong and where, Kubernetes' naming rules, terminal-safe text |
 
 mod command;
@@ -84,6 +85,7 @@ mod project;
 mod select;
 mod split;
 mod strict;
+mod tree;
 
 pub use error::Error;
 pub use escape::escape_controls;
@@ -96,3 +98,4 @@ pub use order::Phase;
 pub use problem::{Location, Problem, ProblemKind, Problems};
 pub use project::{Project, Stage, StageSource};
 pub use select::{Selection, Selector};
+pub use tree::{TreeFile, TreeObject, tree_path, write_tree};
