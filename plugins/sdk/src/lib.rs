@@ -68,8 +68,8 @@ pub use async_trait::async_trait;
 pub use error::{Error, Result};
 pub use ffi::{ABI_VERSION, CallFn, Loaded, TABLE_SYMBOL, Table, VERSION_SYMBOL, WriteFn};
 pub use plugin::{
-    Capability, Document, Finding, Handoff, HandoffObject, HandoffRequest, Info, OutputFile,
-    Plugin, Source, SourcedObject, Transformed,
+    Capability, Claimed, Document, Finding, Handoff, HandoffObject, HandoffRequest, Info,
+    OutputFile, Plugin, Source, SourcedObject, Transformed,
 };
 pub use protocol::block_on;
 

@@ -170,6 +170,21 @@ pub struct HandoffRequest {
     pub objects: Vec<HandoffObject>,
     /// The backend's configuration, as the host read it.
     pub config: Value,
+    /// The objects of the stages capstan keeps deploying itself, which the handed-off objects
+    /// must not include: an object has one deployer.
+    #[serde(default)]
+    pub infrastructure: Vec<Claimed>,
+}
+
+/// An object a stage capstan deploys claims.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Claimed {
+    /// The stage.
+    pub stage: String,
+    /// Where the object is written.
+    pub source: Source,
+    /// Its `apiVersion`, `kind`, `metadata.namespace` and `metadata.name`, as in a manifest.
+    pub object: Value,
 }
 
 /// One object handed off.
