@@ -10,6 +10,7 @@ use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 mod cluster;
 mod deploy;
+mod handoff;
 mod hints;
 mod inspect;
 mod local;
@@ -54,6 +55,7 @@ enum Command {
     List(inspect::ListArgs),
     Status(inspect::StatusArgs),
     Plugins(plugins::PluginsArgs),
+    Handoff(handoff::HandoffArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -179,6 +181,7 @@ fn main() -> std::process::ExitCode {
         Command::List(args) => inspect::list(args),
         Command::Status(args) => inspect::status(args),
         Command::Plugins(args) => plugins::run(args),
+        Command::Handoff(args) => handoff::handoff(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     };

@@ -129,7 +129,7 @@ impl Plugins {
         })
     }
 
-    fn get(&self, name: &str) -> anyhow::Result<&Loaded> {
+    pub(crate) fn get(&self, name: &str) -> anyhow::Result<&Loaded> {
         self.loaded
             .iter()
             .find(|plugin| plugin.info().name == name)

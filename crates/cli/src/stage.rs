@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use capstan_manifest::{
-    Input, Label, LoadOptions, Manifest, Project, Selection, Selector, StageSource, load,
+    Input, Label, LoadOptions, Manifest, Project, Selection, Selector, Stage, StageSource, load,
 };
 use clap::Args;
 
@@ -80,6 +80,28 @@ pub(crate) fn open_project(path: Option<&Path>) -> anyhow::Result<Project> {
     })
 }
 
+/// Loads a project stage: rendered by its plugin or its command, or read from its files, then
+/// through its `transform` plugins; a stage command's stderr streams to ours.
+pub(crate) fn load_stage(project: &Project, stage: &Stage) -> anyhow::Result<Manifest> {
+    let plugins = match (stage.source(), stage.transform()) {
+        (StageSource::Plugin { .. }, _) | (_, [_, ..]) => Some(Plugins::load(project)?),
+        _ => None,
+    };
+    let mut manifest = match (stage.source(), &plugins) {
+        (StageSource::Plugin { name }, Some(plugins)) => plugins.render(name, stage)?,
+        _ => {
+            let mut stderr = std::io::stderr();
+            stage.load(&mut |line| {
+                let _ = writeln!(stderr, "{line}");
+            })?
+        }
+    };
+    if let Some(plugins) = &plugins {
+        manifest = plugins.transform(stage, manifest)?;
+    }
+    Ok(manifest)
+}
+
 impl StageArgs {
     /// Loads the stage's manifests, or the files; a stage command's stderr streams to ours.
     pub(crate) fn load(&self) -> anyhow::Result<Loaded> {
@@ -99,22 +121,7 @@ impl StageArgs {
                 )
             }
         };
-        let plugins = match (stage.source(), stage.transform()) {
-            (StageSource::Plugin { .. }, _) | (_, [_, ..]) => Some(Plugins::load(&project)?),
-            _ => None,
-        };
-        let mut manifest = match (stage.source(), &plugins) {
-            (StageSource::Plugin { name }, Some(plugins)) => plugins.render(name, stage)?,
-            _ => {
-                let mut stderr = std::io::stderr();
-                stage.load(&mut |line| {
-                    let _ = writeln!(stderr, "{line}");
-                })?
-            }
-        };
-        if let Some(plugins) = &plugins {
-            manifest = plugins.transform(stage, manifest)?;
-        }
+        let manifest = load_stage(&project, stage)?;
         Ok(Loaded {
             manifest,
             what: format!("stage {}", stage.name()),
