@@ -1,6 +1,7 @@
 //! `capstan handoff`: a stage's objects handed to another deployer, as the files it reads.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -86,14 +87,12 @@ pub(crate) fn handoff(args: &HandoffArgs) -> Result<ExitCode, Failure> {
     };
     if args.check {
         check(&args.out, &output)?;
-        eprintln!(
-            "{}: up to date ({} files)",
-            args.out.display(),
-            output.files.len()
-        );
+        let (out, count) = (args.out.display(), output.files.len());
+        let _ = writeln!(std::io::stderr(), "{out}: up to date ({count} files)");
     } else {
         write(&args.out, &output)?;
-        eprintln!("{}: wrote {} files", args.out.display(), output.files.len());
+        let (out, count) = (args.out.display(), output.files.len());
+        let _ = writeln!(std::io::stderr(), "{out}: wrote {count} files");
     }
     Ok(ExitCode::Success)
 }

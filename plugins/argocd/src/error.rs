@@ -21,24 +21,11 @@ pub enum Error {
 
     /// An object is both handed to Argo CD and deployed by capstan.
     #[error(
-        "{object} is in Argo CD application `{app}` of stage {stage} ({location}) and in \
-         infrastructure stage {infrastructure} ({infrastructure_location}), which capstan deploys: \
-         an object has one deployer, so take it out of one of them"
+        "{} is in Argo CD application `{}` of stage {} ({}) and in infrastructure stage {} \
+         ({}), which capstan deploys: an object has one deployer, so take it out of one of them",
+        .0.object, .0.app, .0.stage, .0.location, .0.infrastructure, .0.infrastructure_location
     )]
-    Boundary {
-        /// The object, as `Kind namespace/name`.
-        object: String,
-        /// The application it would belong to.
-        app: String,
-        /// The stage handed off.
-        stage: String,
-        /// Where the stage writes it.
-        location: String,
-        /// The infrastructure stage.
-        infrastructure: String,
-        /// Where that stage writes it.
-        infrastructure_location: String,
-    },
+    Boundary(Box<Crossing>),
 
     /// Two objects of one application would be written to the same file.
     #[error("{first} and {second} would both be written to `{path}`")]
@@ -54,6 +41,23 @@ pub enum Error {
     /// A handed-off object lacks `apiVersion`, `kind` or `metadata.name`.
     #[error("the object at {0} is not a Kubernetes object")]
     NotAnObject(String),
+}
+
+/// An object on both sides of the boundary: in an application and an infrastructure stage.
+#[derive(Debug)]
+pub struct Crossing {
+    /// The object, as `Kind namespace/name`.
+    pub object: String,
+    /// The application it would belong to.
+    pub app: String,
+    /// The stage handed off.
+    pub stage: String,
+    /// Where the stage writes it.
+    pub location: String,
+    /// The infrastructure stage.
+    pub infrastructure: String,
+    /// Where that stage writes it.
+    pub infrastructure_location: String,
 }
 
 /// A `Result` whose error is [`Error`].

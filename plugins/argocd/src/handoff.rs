@@ -7,7 +7,7 @@ use capstan_plugin::{Handoff, HandoffObject, HandoffRequest, OutputFile, Source}
 use serde_json::{Value, json};
 
 use crate::config::{Automated, Config, Destination, GroupBy, Layout};
-use crate::{Error, Result};
+use crate::{Crossing, Error, Result};
 
 /// Annotation Argo CD orders a sync by, lowest wave first.
 const SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
@@ -97,14 +97,14 @@ fn check_boundary(
     for (app, members) in apps {
         for member in members {
             if let Some(claim) = claimed.get(&member.id) {
-                return Err(Error::Boundary {
+                return Err(Error::Boundary(Box::new(Crossing {
                     object: member.id.to_string(),
                     app: app.clone(),
                     stage: request.stage.clone(),
                     location: shown(&member.object.sourced.source),
                     infrastructure: claim.stage.clone(),
                     infrastructure_location: shown(&claim.source),
-                });
+                })));
             }
         }
     }
@@ -161,14 +161,12 @@ fn application(app: &str, members: &[Member<'_>], config: &Config) -> OutputFile
 /// The object as written: with its sync wave, unless it is encrypted.
 fn written(member: &Member<'_>) -> Value {
     let mut object = member.object.sourced.object.clone();
-    if !member.object.encrypted {
-        if let Some(metadata) = object["metadata"].as_object_mut() {
-            let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
-            if let Some(annotations) = annotations.as_object_mut() {
-                annotations
-                    .entry(SYNC_WAVE)
-                    .or_insert_with(|| json!(member.object.phase.to_string()));
-            }
+    if let (false, Some(metadata)) = (member.object.encrypted, object["metadata"].as_object_mut()) {
+        let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations
+                .entry(SYNC_WAVE)
+                .or_insert_with(|| json!(member.object.phase.to_string()));
         }
     }
     object

@@ -60,6 +60,6 @@ mod handoff;
 mod plugin;
 
 pub use config::{Automated, Config, Destination, GroupBy, Layout};
-pub use error::{Error, Result};
+pub use error::{Crossing, Error, Result};
 pub use handoff::hand_off;
 pub use plugin::ArgoCd;
