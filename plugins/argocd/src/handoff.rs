@@ -216,3 +216,134 @@ fn unit(app: &str, members: &[Member<'_>]) -> Vec<OutputFile> {
 fn yaml(value: &Value) -> String {
     serde_yaml::to_string(value).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use capstan_plugin::{HandoffObject, HandoffRequest, Source, SourcedObject};
+    use serde_json::{Value, json};
+
+    use super::hand_off;
+    use crate::{Automated, Config, Destination, GroupBy};
+
+    fn object(line: usize, value: Value) -> HandoffObject {
+        let source = Source {
+            file: "apps.yaml".to_owned(),
+            line,
+            document: line,
+            item: None,
+        };
+        HandoffObject {
+            sourced: SourcedObject {
+                source,
+                object: value,
+            },
+            phase: 4,
+            encrypted: false,
+        }
+    }
+
+    fn request(objects: Vec<HandoffObject>) -> HandoffRequest {
+        HandoffRequest {
+            stage: "apps".to_owned(),
+            objects,
+            config: Value::Null,
+            infrastructure: Vec::new(),
+        }
+    }
+
+    fn config_map(name: &str, namespace: &str, part_of: Option<&str>) -> Value {
+        let mut value = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+        });
+        if let Some(part_of) = part_of {
+            value["metadata"]["labels"] = json!({"app.kubernetes.io/part-of": part_of});
+        }
+        value
+    }
+
+    fn by_label() -> Config {
+        Config {
+            group_by: GroupBy::Label("app.kubernetes.io/part-of".to_owned()),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn grouping_by_a_label_puts_objects_of_several_namespaces_into_one_application() {
+        let objects = vec![
+            object(1, config_map("a", "one", Some("shop"))),
+            object(2, config_map("b", "two", Some("shop"))),
+        ];
+        let handoff = hand_off(&request(objects), &by_label()).unwrap();
+        let paths: Vec<&str> = handoff
+            .files
+            .iter()
+            .map(|file| file.path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "apps/Application-shop.yaml",
+                "shop/ConfigMap-a.yaml",
+                "shop/ConfigMap-b.yaml"
+            ]
+        );
+        // No destination namespace: the application spans several.
+        assert!(
+            !handoff.files[0].text.contains("    namespace:"),
+            "{}",
+            handoff.files[0].text
+        );
+    }
+
+    #[test]
+    fn an_object_without_the_grouping_label_is_named_with_its_source() {
+        let objects = vec![object(3, config_map("a", "one", None))];
+        let error = hand_off(&request(objects), &by_label()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "ConfigMap one/a (apps.yaml:3) has no label `app.kubernetes.io/part-of`, which decides its Argo CD application"
+        );
+    }
+
+    #[test]
+    fn two_objects_for_one_nixidy_file_are_refused_naming_both() {
+        let objects = vec![
+            object(1, config_map("a", "one", Some("shop"))),
+            object(5, config_map("a", "two", Some("shop"))),
+        ];
+        let error = hand_off(&request(objects), &by_label()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "ConfigMap one/a (apps.yaml:1) and ConfigMap two/a (apps.yaml:5) would both be written to `shop/ConfigMap-a.yaml`"
+        );
+    }
+
+    #[test]
+    fn manual_sync_and_a_named_cluster_come_from_the_configuration() {
+        let config = Config {
+            automated: Automated::Off(false),
+            create_namespace: false,
+            destination: Destination::Name("prod".to_owned()),
+            ..Config::default()
+        };
+        let objects = vec![object(1, config_map("a", "web", None))];
+        let handoff = hand_off(&request(objects), &config).unwrap();
+        let application: Value = serde_yaml::from_str(&handoff.files[0].text).unwrap();
+        assert_eq!(
+            application["spec"]["destination"],
+            json!({"name": "prod", "namespace": "web"})
+        );
+        assert_eq!(application["spec"]["syncPolicy"], json!({}));
+    }
+
+    #[test]
+    fn the_configuration_refuses_unknown_fields() {
+        let error = serde_json::from_value::<Config>(json!({"repoUrl": "x"})).unwrap_err();
+        assert!(
+            error.to_string().starts_with("unknown field `repoUrl`"),
+            "{error}"
+        );
+    }
+}
