@@ -9,7 +9,7 @@ use capstan_manifest::{
     Error as ManifestError, Input, LoadOptions, Location, Manifest, Object, ObjectId, Problem,
     ProblemKind, Problems, Project, Stage, load_objects,
 };
-use capstan_plugin::{Loaded, Plugin as _, Source, SourcedObject, block_on};
+use capstan_plugin::{Capability, Loaded, Plugin as _, Source, SourcedObject, block_on};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -164,6 +164,16 @@ impl Plugins {
         let mut manifest = manifest;
         for name in stage.transform() {
             let plugin = self.get(name)?;
+            // The trait's default passes objects through, which would hide a misconfiguration.
+            if !plugin.info().capabilities.contains(&Capability::Transform) {
+                anyhow::bail!(
+                    "{}: stage {} lists `{name}` under `transform`, but plugin {name} ({}) does \
+                     not transform objects",
+                    self.file.display(),
+                    stage.name(),
+                    plugin.path().display()
+                );
+            }
             let groups: HashMap<Source, (u32, ObjectId)> = manifest
                 .iter()
                 .map(|object| {

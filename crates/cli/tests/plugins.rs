@@ -147,6 +147,27 @@ fn a_transform_plugin_changes_the_objects_a_stage_renders() {
     );
 }
 
+#[test]
+fn a_transform_plugin_without_the_capability_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = library("capstan-plugin-faults");
+    let project = format!(
+        "name: demo\nplugins: [{}]\nstages:\n  apps: {{manifests: apps.yaml, transform: [faults]}}\n",
+        faults.display()
+    );
+    std::fs::write(dir.path().join("capstan.yaml"), project).unwrap();
+    std::fs::write(dir.path().join("apps.yaml"), APPS).unwrap();
+    let refused = fails(capstan(dir.path(), &["validate"], &[]));
+    assert_eq!(
+        text(&refused.stderr),
+        format!(
+            "error: {}: stage apps lists `faults` under `transform`, but plugin faults ({}) does not transform objects\n",
+            dir.path().join("capstan.yaml").display(),
+            faults.display()
+        )
+    );
+}
+
 /// The error `plugins list` fails with for the library at `path`, told to misbehave by `fault`.
 fn load_error(path: &Path, fault: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -220,7 +241,7 @@ fn a_library_without_the_entry_symbol_is_refused_by_name() {
 }
 
 #[tokio::test]
-async fn a_plugin_stage_deploys_on_the_test_control_plane() {
+async fn a_plugin_stage_deploys_diffs_and_prunes_on_the_test_control_plane() {
     let plane = ControlPlane::shared().await.unwrap();
     let ns = plane.create_namespace("plugin").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -246,4 +267,6 @@ async fn a_plugin_stage_deploys_on_the_test_control_plane() {
         .collect();
     assert_eq!(names, ["policy"], "{report}");
     succeeds(run(&["diff", "-s", "policy"]));
+    succeeds(run(&["validate", "-s", "policy"]));
+    succeeds(run(&["prune", "-s", "policy", "--yes"]));
 }

@@ -166,11 +166,14 @@ impl Loaded {
         #[expect(unsafe_code, reason = "reading the plugin's static table")]
         // SAFETY: the table function returns null or a pointer to a `'static` table inside the
         // library, which is never unloaded.
-        let table = unsafe { table.as_ref() }
-            .filter(|table| table.abi_version == ABI_VERSION)
+        let table = unsafe { table.as_ref() };
+        // A null table counts as version 0, which no ABI ever had.
+        let found = table.map_or(0, |table| table.abi_version);
+        let table = table
+            .filter(|_| found == ABI_VERSION)
             .ok_or(Error::AbiMismatch {
                 path: path.to_owned(),
-                found: 0,
+                found,
                 expected: ABI_VERSION,
             })?;
         let mut loaded = Self {
