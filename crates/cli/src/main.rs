@@ -12,10 +12,12 @@ mod capi;
 mod certs;
 mod cluster;
 mod deploy;
+mod handoff;
 mod hints;
 mod inspect;
 mod local;
 mod output;
+mod plugins;
 mod progress;
 mod prompt;
 mod render;
@@ -56,6 +58,8 @@ enum Command {
     Status(inspect::StatusArgs),
     Capi(capi::CapiArgs),
     Certs(certs::CertsArgs),
+    Plugins(plugins::PluginsArgs),
+    Handoff(handoff::HandoffArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -188,6 +192,8 @@ fn main() -> std::process::ExitCode {
         Command::Status(args) => inspect::status(args),
         Command::Capi(args) => capi::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::Plugins(args) => plugins::run(args),
+        Command::Handoff(args) => handoff::handoff(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     };

@@ -1,11 +1,15 @@
 //! Which manifests a command works on: a project stage, or files named on the command line.
 
 use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use capstan_manifest::{Input, Label, LoadOptions, Manifest, Project, Selection, Selector, load};
+use capstan_manifest::{
+    Input, Label, LoadOptions, Manifest, Project, Selection, Selector, Stage, StageSource, load,
+};
 use clap::Args;
+
+use crate::plugins::Plugins;
 
 /// The options every command that takes a stage accepts.
 #[derive(Debug, Args)]
@@ -65,6 +69,39 @@ pub(crate) struct Loaded {
     pub(crate) selection: Option<Selection>,
 }
 
+/// The project at `path` (a folder or its capstan.yaml), or the nearest one above the working
+/// directory.
+pub(crate) fn open_project(path: Option<&Path>) -> anyhow::Result<Project> {
+    Ok(match path {
+        Some(path) => Project::open(path)?,
+        None => Project::discover(
+            &std::env::current_dir().context("cannot read the working directory")?,
+        )?,
+    })
+}
+
+/// Loads a project stage: rendered by its plugin or its command, or read from its files, then
+/// through its `transform` plugins; a stage command's stderr streams to ours.
+pub(crate) fn load_stage(project: &Project, stage: &Stage) -> anyhow::Result<Manifest> {
+    let plugins = match (stage.source(), stage.transform()) {
+        (StageSource::Plugin { .. }, _) | (_, [_, ..]) => Some(Plugins::load(project)?),
+        _ => None,
+    };
+    let mut manifest = match (stage.source(), &plugins) {
+        (StageSource::Plugin { name }, Some(plugins)) => plugins.render(name, stage)?,
+        _ => {
+            let mut stderr = std::io::stderr();
+            stage.load(&mut |line| {
+                let _ = writeln!(stderr, "{line}");
+            })?
+        }
+    };
+    if let Some(plugins) = &plugins {
+        manifest = plugins.transform(stage, manifest)?;
+    }
+    Ok(manifest)
+}
+
 impl StageArgs {
     /// Whether the command line names manifests (`--project`, `--stage` or `-f`), for commands
     /// that read them only when asked.
@@ -77,12 +114,7 @@ impl StageArgs {
         if !self.filename.is_empty() {
             return self.load_files();
         }
-        let project = match &self.project {
-            Some(path) => Project::open(path)?,
-            None => Project::discover(
-                &std::env::current_dir().context("cannot read the working directory")?,
-            )?,
-        };
+        let project = open_project(self.project.as_deref())?;
         let stage = match (&self.stage, project.stages()) {
             (Some(name), _) => project.stage(name)?,
             (None, [only]) => only,
@@ -95,10 +127,7 @@ impl StageArgs {
                 )
             }
         };
-        let mut stderr = std::io::stderr();
-        let manifest = stage.load(&mut |line| {
-            let _ = writeln!(stderr, "{line}");
-        })?;
+        let manifest = load_stage(&project, stage)?;
         Ok(Loaded {
             manifest,
             what: format!("stage {}", stage.name()),

@@ -105,4 +105,17 @@ pub enum Error {
         /// The last lines it wrote to standard error.
         stderr_tail: Vec<String>,
     },
+    /// The stage's manifests come from a plugin, which this crate cannot call: the host loads
+    /// the plugin, asks it to render, and passes the documents to [`crate::Stage::load_inputs`].
+    #[error(
+        "stage {}: its manifests come from plugin `{}`, which must render them",
+        escape_controls(.stage),
+        escape_controls(.plugin)
+    )]
+    PluginStage {
+        /// The stage.
+        stage: String,
+        /// The plugin's name.
+        plugin: String,
+    },
 }

@@ -66,6 +66,7 @@
 //! | `object`, `order`, `select` | one loaded object, apply order, `--include`/`--exclude` |
 //! | `manifest`, `id` | the loaded set and the identity every capstan crate names objects by |
 //! | `edit` | one scalar of a YAML source changed in place, layout kept ([`set_scalar`]) |
+//! | `tree` | writes the tree of `<namespace>/<Kind>/<name>.yaml` files the loader reads |
 //! | `problem`, `error`, `names`, `escape` | what is wrong and where, Kubernetes' naming rules, terminal-safe text |
 
 mod command;
@@ -86,16 +87,18 @@ mod project;
 mod select;
 mod split;
 mod strict;
+mod tree;
 
 pub use edit::set_scalar;
 pub use error::Error;
 pub use escape::escape_controls;
 pub use id::ObjectId;
 pub use input::Input;
-pub use load::{LoadOptions, load};
+pub use load::{LoadOptions, load, load_objects};
 pub use manifest::{Format, Label, Manifest, Wave};
 pub use object::Object;
 pub use order::Phase;
 pub use problem::{Location, Problem, ProblemKind, Problems};
 pub use project::{Project, Stage, StageSource};
 pub use select::{Selection, Selector};
+pub use tree::{TreeFile, TreeObject, tree_path, write_tree};

@@ -4,6 +4,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
+use serde_json::Value;
 
 use crate::input::Walker;
 use crate::object::{Convert, Converted};
@@ -44,7 +45,7 @@ pub fn load(inputs: &[Input], options: &LoadOptions) -> Result<Manifest, Error> 
     for input in inputs {
         walker.input(input);
     }
-    let mut problems = walker.problems;
+    let problems = walker.problems;
     // Each file is parsed as soon as it is read, so a folder's texts are not all held at once.
     let parsed: Vec<Converted> = walker
         .pending
@@ -64,7 +65,40 @@ pub fn load(inputs: &[Input], options: &LoadOptions) -> Result<Manifest, Error> 
             Err(problem) => vec![Converted::Problems(vec![problem])],
         })
         .collect();
+    finish(parsed, problems, options)
+}
 
+/// Validates, labels and orders objects a plugin handed back, each with the location it came
+/// from (so that problems still name the file and line its author wrote) and its barrier group
+/// ([`crate::Object::barrier_group`]).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] with every problem found, as [`load`] reports them.
+pub fn load_objects(
+    objects: Vec<(Location, u32, Value)>,
+    options: &LoadOptions,
+) -> Result<Manifest, Error> {
+    let parsed = objects
+        .into_iter()
+        .map(|(location, barrier_group, value)| {
+            let convert = Convert {
+                label: options.label.as_ref(),
+                barrier_group,
+            };
+            convert.value(value, location)
+        })
+        .collect();
+    finish(parsed, Vec::new(), options)
+}
+
+/// What every load does once the text is parsed: collect problems, find duplicates, move
+/// kinds the manifests define to their phase.
+fn finish(
+    parsed: Vec<Converted>,
+    mut problems: Vec<Problem>,
+    options: &LoadOptions,
+) -> Result<Manifest, Error> {
     let mut objects = Vec::with_capacity(parsed.len());
     let mut custom_kinds = HashSet::new();
     // Documents whose identity is known but which break a rule are objects too, for counts.

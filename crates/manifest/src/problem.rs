@@ -19,7 +19,10 @@ pub struct Location {
 }
 
 impl Location {
-    pub(crate) fn new(source: Arc<str>, document: usize, item: Option<usize>, line: usize) -> Self {
+    /// A location: `source`, the document (from 1, 0 for the whole source), the item of a
+    /// `List` (from 1) and the line (from 1, 0 for the whole source). Hosts use it to keep the
+    /// locations of objects that went through a plugin.
+    pub fn new(source: Arc<str>, document: usize, item: Option<usize>, line: usize) -> Self {
         Self {
             source,
             document,
@@ -110,6 +113,8 @@ pub enum ProblemKind {
     /// A project, kluctl deployment, kustomization or ksops generator file is invalid, names a
     /// path that cannot be loaded, or asks for what capstan does not do.
     Configuration,
+    /// A transform plugin refused the object (site policy).
+    Policy,
 }
 
 /// One problem in the manifests: where, which object (when known), and what is wrong.
@@ -126,7 +131,8 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub(crate) fn new(location: Location, kind: ProblemKind, message: impl Into<String>) -> Self {
+    /// A problem at `location`; control characters in `message` are escaped.
+    pub fn new(location: Location, kind: ProblemKind, message: impl Into<String>) -> Self {
         let message = message.into();
         // Messages quote names, keys and values from the manifests; escaping them once here
         // covers every message, and `message()` hands out safe text too.
@@ -142,7 +148,8 @@ impl Problem {
         }
     }
 
-    pub(crate) fn about(mut self, object: &ObjectId) -> Self {
+    /// The same problem, about `object`.
+    pub fn about(mut self, object: &ObjectId) -> Self {
         self.object = Some(Box::new(object.clone()));
         self
     }
@@ -185,7 +192,7 @@ pub struct Problems(Vec<Problem>, usize);
 
 impl Problems {
     /// `objects`: how many objects the load found, those with problems included.
-    pub(crate) fn new(problems: Vec<Problem>, objects: usize) -> Self {
+    pub fn new(problems: Vec<Problem>, objects: usize) -> Self {
         Self(problems, objects)
     }
 

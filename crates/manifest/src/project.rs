@@ -20,6 +20,8 @@ use crate::{
 /// name: hetzkube                           # an RFC 1123 label, as are stage names
 /// labelKey: capstan.io/discriminator      # optional; kluctl.io/discriminator takes over kluctl
 /// stateNamespace: capstan-system          # optional; where capstan keeps per-stage locks
+/// plugins:                                # optional; plugin libraries, relative to capstan.yaml
+///   - plugins/libsite_policy.so
 /// stages:
 ///   capi:
 ///     manifests: build/capi.yaml           # files or folders, relative to capstan.yaml
@@ -29,6 +31,9 @@ use crate::{
 ///     prune: true
 ///     adopt: true                          # optional; take over live objects no stage owns
 ///     context: my-cluster                  # the kube context this stage deploys to
+///     transform: [site-policy]             # plugins that check or change the objects first
+///   policy:
+///     plugin: site-policy                  # the plugin renders the stage of the same name
 /// ```
 ///
 /// Project and stage names are RFC 1123 labels (lowercase letters, digits and `-`), so the
@@ -40,6 +45,7 @@ pub struct Project {
     name: String,
     label_key: String,
     state_namespace: String,
+    plugins: Vec<PathBuf>,
     stages: Vec<Stage>,
 }
 
@@ -56,6 +62,7 @@ pub struct Stage {
     context: Option<String>,
     state_namespace: String,
     verify_sops_mac: bool,
+    transform: Vec<String>,
 }
 
 /// Where a stage's manifests come from.
@@ -72,6 +79,11 @@ pub enum StageSource {
         /// The folder it runs in.
         dir: PathBuf,
     },
+    /// A plugin listed under `plugins:`, which renders the stage of the same name.
+    Plugin {
+        /// The plugin's name, as it reports it.
+        name: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -80,6 +92,8 @@ struct ProjectFile {
     name: String,
     label_key: Option<String>,
     state_namespace: Option<String>,
+    #[serde(default)]
+    plugins: Vec<String>,
     stages: StageFiles,
 }
 
@@ -88,6 +102,9 @@ struct ProjectFile {
 struct StageFile {
     manifests: Option<OneOrMany>,
     command: Option<Vec<String>>,
+    plugin: Option<String>,
+    #[serde(default)]
+    transform: Vec<String>,
     discriminator: Option<String>,
     #[serde(default)]
     prune: bool,
@@ -179,8 +196,8 @@ impl Project {
     ///
     /// [`Error::Project`] when the file cannot be read, is not valid YAML, has unknown keys,
     /// names the project, a stage or `stateNamespace` with anything but an RFC 1123 label (the
-    /// message gives the line), declares a stage twice or without exactly one of `manifests`
-    /// and `command`, has a discriminator or label key that breaks Kubernetes' label rules, or
+    /// message gives the line), declares a stage twice or without exactly one of `manifests`,
+    /// `command` and `plugin`, names a `plugin` or `transform` without `plugins:`, lists a plugin path that is empty or listed twice, has a discriminator or label key that breaks Kubernetes' label rules, or
     /// a default discriminator longer than a label value may be.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let file = if path.is_dir() {
@@ -224,6 +241,7 @@ impl Project {
         if parsed.stages.0.is_empty() {
             return Err(invalid("the project declares no stages".to_owned()));
         }
+        let plugins = plugin_paths(&root, &parsed.plugins).map_err(invalid)?;
         let project = parsed.name;
         let state_namespace = parsed
             .state_namespace
@@ -250,21 +268,39 @@ impl Project {
                     )
                 }
             };
-            let source = match (stage.manifests, stage.command) {
-                (Some(OneOrMany::One(path)), None) => StageSource::Paths(vec![root.join(path)]),
-                (Some(OneOrMany::Many(paths)), None) if !paths.is_empty() => {
+            let source = match (stage.manifests, stage.command, stage.plugin) {
+                (Some(OneOrMany::One(path)), None, None) => {
+                    StageSource::Paths(vec![root.join(path)])
+                }
+                (Some(OneOrMany::Many(paths)), None, None) if !paths.is_empty() => {
                     StageSource::Paths(paths.iter().map(|path| root.join(path)).collect())
                 }
-                (None, Some(argv)) if !argv.is_empty() => StageSource::Command {
+                (None, Some(argv), None) if !argv.is_empty() => StageSource::Command {
                     argv,
                     dir: root.clone(),
                 },
+                (None, None, Some(name)) if !plugins.is_empty() => StageSource::Plugin { name },
+                (None, None, Some(name)) => {
+                    return Err(invalid(format!(
+                        "comes from plugin `{name}`, but the project lists no `plugins`"
+                    )));
+                }
+                (_, _, Some(_)) => {
+                    return Err(invalid(
+                        "takes `plugin` alone, without `manifests` or `command`".to_owned(),
+                    ));
+                }
                 _ => {
                     return Err(invalid(
                         "needs exactly one of `manifests` and a non-empty `command`".to_owned(),
                     ));
                 }
             };
+            if !stage.transform.is_empty() && plugins.is_empty() {
+                return Err(invalid(
+                    "lists `transform` plugins, but the project lists no `plugins`".to_owned(),
+                ));
+            }
             stages.push(Stage {
                 name,
                 project: project.clone(),
@@ -276,6 +312,7 @@ impl Project {
                 context: stage.context,
                 state_namespace: state_namespace.clone(),
                 verify_sops_mac: stage.sops.verify_mac,
+                transform: stage.transform,
             });
         }
         Ok(Self {
@@ -283,6 +320,7 @@ impl Project {
             name: project,
             label_key,
             state_namespace,
+            plugins,
             stages,
         })
     }
@@ -306,6 +344,11 @@ impl Project {
     /// [`Project::DEFAULT_STATE_NAMESPACE`]).
     pub fn state_namespace(&self) -> &str {
         &self.state_namespace
+    }
+
+    /// The plugin libraries the project lists (`plugins:`), resolved against its folder.
+    pub fn plugins(&self) -> &[PathBuf] {
+        &self.plugins
     }
 
     /// The stages, in the order the file lists them.
@@ -381,6 +424,12 @@ impl Stage {
         self.verify_sops_mac
     }
 
+    /// The plugins that check or change the stage's objects before they are applied
+    /// (`transform:`), by name, in order.
+    pub fn transform(&self) -> &[String] {
+        &self.transform
+    }
+
     /// The kube context the stage deploys to, if it names one.
     pub fn context(&self) -> Option<&str> {
         self.context.as_deref()
@@ -393,9 +442,9 @@ impl Stage {
     /// # Errors
     ///
     /// [`Error::CommandSpawn`] and [`Error::CommandFailed`] (with the exit status and the last
-    /// lines of standard error) when the command fails, and the errors of [`load`].
+    /// lines of standard error) when the command fails, [`Error::PluginStage`] when a plugin
+    /// provides the stage, and the errors of [`load`].
     pub fn load(&self, on_stderr: &mut dyn FnMut(&str)) -> Result<Manifest, Error> {
-        let options = LoadOptions::with_label(self.label.clone());
         let inputs = match &self.source {
             StageSource::Paths(paths) => paths.iter().cloned().map(Input::Path).collect(),
             StageSource::Command { argv, dir } => {
@@ -411,9 +460,44 @@ impl Stage {
                 };
                 output_inputs(name, text, dir)
             }
+            StageSource::Plugin { name } => {
+                return Err(Error::PluginStage {
+                    stage: self.name.clone(),
+                    plugin: name.clone(),
+                });
+            }
         };
-        load(&inputs, &options)
+        self.load_inputs(&inputs)
     }
+
+    /// Loads `inputs` as the stage's manifests, labelled with its discriminator: how a host
+    /// loads the documents a plugin rendered for the stage.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`load`].
+    pub fn load_inputs(&self, inputs: &[Input]) -> Result<Manifest, Error> {
+        load(inputs, &LoadOptions::with_label(self.label.clone()))
+    }
+}
+
+/// `plugins:` resolved against the project folder; a path listed twice would load one library
+/// twice under one name.
+fn plugin_paths(root: &Path, listed: &[String]) -> Result<Vec<PathBuf>, String> {
+    let mut paths: Vec<PathBuf> = Vec::with_capacity(listed.len());
+    for (index, path) in listed.iter().enumerate() {
+        if path.trim().is_empty() {
+            return Err(format!(
+                "plugins[{index}] is empty: give the library's path"
+            ));
+        }
+        let resolved = root.join(path);
+        if paths.contains(&resolved) {
+            return Err(format!("plugin `{path}` is listed twice"));
+        }
+        paths.push(resolved);
+    }
+    Ok(paths)
 }
 
 /// A command's output names files when every non-empty line is an existing path; otherwise it

@@ -495,3 +495,52 @@ fn rendered_yaml_keeps_key_order_and_quotes_strings_that_look_like_numbers() {
         "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: settings\n    namespace: demo\n  data:\n    mode: '0644'\n"
     );
 }
+
+#[test]
+fn objects_a_plugin_hands_back_keep_their_locations_labels_and_order() {
+    use capstan_manifest::{Location, load_objects};
+    let label = Label::new("capstan.io/discriminator", "shop.full").unwrap();
+    let at = |line| Location::new("apps.yaml".into(), line, None, line);
+    let objects = vec![
+        (
+            at(1),
+            0,
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "web"}}),
+        ),
+        (
+            at(5),
+            0,
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}),
+        ),
+    ];
+    let manifest = load_objects(objects, &LoadOptions::with_label(label.clone())).unwrap();
+    let loaded: Vec<String> = manifest
+        .iter()
+        .map(|object| format!("{} at {}", object.id(), object.location()))
+        .collect();
+    assert_eq!(
+        loaded,
+        [
+            "Namespace web at apps.yaml:5 (document 5)",
+            "ConfigMap web/c at apps.yaml:1 (document 1)"
+        ]
+    );
+    assert!(
+        manifest.objects()[1]
+            .labels()
+            .contains_key("capstan.io/discriminator")
+    );
+
+    let invalid = vec![(
+        at(3),
+        0,
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}}),
+    )];
+    let Err(Error::Invalid(problems)) = load_objects(invalid, &LoadOptions::with_label(label))
+    else {
+        panic!("an invalid name is a problem");
+    };
+    let problem = problems.iter().next().unwrap();
+    assert_eq!(problem.location().to_string(), "apps.yaml:3 (document 3)");
+    assert_eq!(problem.kind(), ProblemKind::InvalidName);
+}

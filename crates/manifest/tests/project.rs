@@ -369,3 +369,50 @@ fn sops_mac_checks_are_on_unless_a_stage_turns_them_off() {
         "a misspelt opt-out must not pass silently"
     );
 }
+
+#[test]
+fn plugins_are_resolved_against_the_project_and_plugin_stages_name_their_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name: p\nplugins: [lib/libpolicy.so]\nstages:\n  policy: {plugin: policy}\n  apps: {manifests: m, transform: [policy]}\n";
+    let project = project(dir.path(), text).unwrap();
+    assert_eq!(project.plugins(), [dir.path().join("lib/libpolicy.so")]);
+    let policy = project.stage("policy").unwrap();
+    assert!(matches!(policy.source(), StageSource::Plugin { name } if name == "policy"));
+    assert_eq!(project.stage("apps").unwrap().transform(), ["policy"]);
+    assert_eq!(
+        policy.load(&mut |_| {}).unwrap_err().to_string(),
+        "stage policy: its manifests come from plugin `policy`, which must render them"
+    );
+}
+
+#[test]
+fn plugin_lists_and_plugin_stages_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("capstan.yaml").display().to_string();
+    let cases = [
+        (
+            "name: p\nplugins: [a.so, a.so]\nstages: {s: {manifests: m}}\n",
+            "plugin `a.so` is listed twice",
+        ),
+        (
+            "name: p\nplugins: ['']\nstages: {s: {manifests: m}}\n",
+            "plugins[0] is empty: give the library's path",
+        ),
+        (
+            "name: p\nstages: {s: {plugin: policy}}\n",
+            "stage s: comes from plugin `policy`, but the project lists no `plugins`",
+        ),
+        (
+            "name: p\nstages: {s: {manifests: m, transform: [policy]}}\n",
+            "stage s: lists `transform` plugins, but the project lists no `plugins`",
+        ),
+        (
+            "name: p\nplugins: [a.so]\nstages: {s: {plugin: policy, manifests: m}}\n",
+            "stage s: takes `plugin` alone, without `manifests` or `command`",
+        ),
+    ];
+    for (text, message) in cases {
+        let error = project(dir.path(), text).unwrap_err();
+        assert_eq!(error.to_string(), format!("{file}: {message}"), "{text}");
+    }
+}
