@@ -13,8 +13,9 @@ use clap::Args;
 use std::sync::Arc;
 
 use crate::cluster::{Cluster, ClusterArgs, block_on};
+use crate::output::{self, OutputArgs};
 use crate::progress::Bar;
-use crate::show::{self, Output};
+use crate::show::{self, KeptArgs, View};
 use crate::sops_objects::SopsObjects;
 use crate::stage::{Loaded, StageArgs};
 use crate::{ExitCode, Failure};
@@ -67,7 +68,7 @@ pub(crate) struct ApplyArgs {
     timeout: Duration,
 }
 
-/// `capstan deploy`.
+/// Apply a stage with server-side apply: plan, confirm, apply in waves, prune, wait
 #[derive(Debug, Args)]
 pub(crate) struct DeployArgs {
     #[command(flatten)]
@@ -97,12 +98,13 @@ pub(crate) struct DeployArgs {
     #[arg(long)]
     wait: bool,
 
-    /// Output format
-    #[arg(long, short = 'o', value_enum, default_value = "text")]
-    output: Output,
+    #[command(flatten)]
+    kept: KeptArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 }
 
-/// `capstan diff`.
+/// Show what a deploy would change; exits 1 when something would
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
     #[command(flatten)]
@@ -114,12 +116,20 @@ pub(crate) struct DiffArgs {
     #[arg(long)]
     prune: bool,
 
-    /// Output format
-    #[arg(long, short = 'o', value_enum, default_value = "text")]
-    output: Output,
+    #[command(flatten)]
+    kept: KeptArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 }
 
-/// `capstan prune` and `capstan delete`.
+/// Delete objects carrying the stage's discriminator that the stage no longer holds
+#[derive(Debug, Args)]
+pub(crate) struct PruneArgs {
+    #[command(flatten)]
+    pub(crate) remove: RemoveArgs,
+}
+
+/// What `capstan prune` and `capstan delete` share.
 #[derive(Debug, Args)]
 pub(crate) struct RemoveArgs {
     #[command(flatten)]
@@ -137,9 +147,10 @@ pub(crate) struct RemoveArgs {
     #[arg(long, short = 'y')]
     pub(crate) yes: bool,
 
-    /// Output format
-    #[arg(long, short = 'o', value_enum, default_value = "text")]
-    pub(crate) output: Output,
+    #[command(flatten)]
+    pub(crate) kept: KeptArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 }
 
 /// Options that decrypt the stage's SOPS-encrypted objects in memory; the returned handle
@@ -206,7 +217,8 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
         .prune(prune)
         .dry_run(args.dry_run)
         .wait(args.wait);
-    let output = args.output;
+    let json = args.output.json();
+    let view = args.kept.view(&loaded);
     let started = Instant::now();
     // The summary's time is capstan's, not the time a person took to answer the prompt.
     let prompt = Cell::new(Duration::ZERO);
@@ -221,7 +233,13 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
             bar.finish();
             warn_unverified(&secrets, &loaded.what);
             let asking = Instant::now();
-            let yes = confirm(plan, &loaded, &cluster.context, args.yes, output);
+            let yes = confirm(
+                plan,
+                &loaded,
+                &cluster.context,
+                args.yes,
+                (!json).then_some(view),
+            );
             prompt.set(prompt.get() + asking.elapsed());
             yes
         };
@@ -240,11 +258,10 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
     if args.dry_run {
         warn_unverified(&secrets, &loaded.what);
     }
-    let selection = loaded.selection.as_ref();
-    let plan = |plan: &Plan<'_>| show::plan(plan, true, selection);
+    let plan = |plan: &Plan<'_>| show::plan(plan, true, view);
     let preview = args.dry_run.then_some(&plan as Preview<'_>);
     let took = started.elapsed().saturating_sub(prompt.get());
-    finish(&deployment, output, args.dry_run, took, preview)
+    finish(&deployment, json, args.dry_run, took, preview)
 }
 
 /// The deployer, working under the stage's lock in the cluster: a run that finds the lock
@@ -277,10 +294,19 @@ pub(crate) async fn release(deployer: &mut Deployer) {
     }
 }
 
-/// Shows the plan and asks; refuses without a terminal unless `--yes`.
-fn confirm(plan: &Plan<'_>, loaded: &Loaded, context: &str, yes: bool, output: Output) -> bool {
+/// Shows the plan (unless the output is JSON) and asks; refuses without a terminal unless
+/// `--yes`.
+fn confirm(
+    plan: &Plan<'_>,
+    loaded: &Loaded,
+    context: &str,
+    yes: bool,
+    text: Option<View<'_>>,
+) -> bool {
     let what = &loaded.what;
-    if output == Output::Text && show::plan(plan, false, loaded.selection.as_ref()).is_err() {
+    if let Some(view) = text
+        && show::plan(plan, false, view).is_err()
+    {
         return false;
     }
     yes || ask(&format!("Apply {what} to context {context:?}?"))
@@ -293,15 +319,15 @@ type Preview<'a> = &'a dyn Fn(&Plan<'_>) -> std::io::Result<()>;
 /// or as a summary; the exit code says whether everything succeeded.
 fn finish(
     deployment: &Deployment<'_>,
-    output: Output,
+    json: bool,
     dry_run: bool,
     took: Duration,
     preview: Option<Preview<'_>>,
 ) -> Result<ExitCode, Failure> {
-    match (output, preview) {
-        (Output::Json, _) => show::deployment_json(deployment, dry_run)?,
-        (Output::Text, Some(preview)) => preview(&deployment.plan)?,
-        (Output::Text, None) => show::summary(deployment, took)?,
+    match (json, preview) {
+        (true, _) => output::deployment(deployment, dry_run)?,
+        (false, Some(preview)) => preview(&deployment.plan)?,
+        (false, None) => show::summary(deployment, took)?,
     }
     Ok(if deployment.succeeded() {
         ExitCode::Success
@@ -325,9 +351,10 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
         Ok(plan?)
     })?;
     warn_unverified(&secrets, &loaded.what);
-    match args.output {
-        Output::Json => show::plan_json(&plan)?,
-        Output::Text => show::plan(&plan, true, loaded.selection.as_ref())?,
+    if args.output.json() {
+        output::plan(&plan)?;
+    } else {
+        show::plan(&plan, true, args.kept.view(&loaded))?;
     }
     Ok(match (plan.errors().next(), plan.has_changes()) {
         (Some(_), _) => ExitCode::Failure,
@@ -337,7 +364,8 @@ pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
 }
 
 /// `capstan prune`: deletes the orphans of a stage without applying anything.
-pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn prune(args: &PruneArgs) -> Result<ExitCode, Failure> {
+    let args = &args.remove;
     let loaded = args.stage.load()?;
     let label = loaded.manifest.label().context(
         "refusing to prune without a discriminator label (pass --discriminator with -f)",
@@ -353,8 +381,7 @@ pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
     let bar = Bar::new();
     let started = Instant::now();
     let prompt = Cell::new(Duration::ZERO);
-    let output = args.output;
-    let selection = loaded.selection.as_ref();
+    let view = args.kept.view(&loaded);
     let deployment = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
         let mut deployer = Deployer::new(cluster.client.clone(), options);
@@ -365,13 +392,13 @@ pub(crate) fn prune(args: &RemoveArgs) -> Result<ExitCode, Failure> {
         release(&mut deployer).await;
         result
     })?;
-    let orphans = |plan: &Plan<'_>| show::orphans(plan.orphans().unwrap_or_default(), selection);
+    let orphans = |plan: &Plan<'_>| show::orphans(plan.orphans().unwrap_or_default(), view);
     let preview = deployment
         .prune
         .is_none()
         .then_some(&orphans as Preview<'_>);
     let took = started.elapsed().saturating_sub(prompt.get());
-    finish(&deployment, output, args.dry_run, took, preview)
+    finish(&deployment, args.output.json(), args.dry_run, took, preview)
 }
 
 /// The part of `capstan prune` that runs under the lock.
@@ -383,8 +410,6 @@ async fn prune_locked<'m>(
     bar: &Bar,
     prompt: &Cell<Duration>,
 ) -> anyhow::Result<Deployment<'m>> {
-    let output = args.output;
-    let selection = loaded.selection.as_ref();
     {
         let progress = |event: capstan_apply::Event<'_>| bar.event(event);
         let plan = deployer.plan(&loaded.manifest, true, &progress).await?;
@@ -403,8 +428,11 @@ async fn prune_locked<'m>(
             .iter()
             .any(|o| o.will_delete());
         if !args.dry_run && deletes {
-            if output == Output::Text {
-                show::orphans(deployment.plan.orphans().unwrap_or_default(), selection)?;
+            if !args.output.json() {
+                show::orphans(
+                    deployment.plan.orphans().unwrap_or_default(),
+                    args.kept.view(loaded),
+                )?;
             }
             // With objects that cannot be applied, `prune` refuses anyway: nothing to ask.
             let refused = deployment.plan.errors().next().is_some();

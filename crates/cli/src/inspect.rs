@@ -6,30 +6,66 @@ use anyhow::Context as _;
 use capstan_apply::{Deletion, Deployer, Health, Keep, Owned};
 use capstan_manifest::ObjectId;
 use clap::Args;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::cluster::{Cluster, ClusterArgs, block_on};
 use crate::deploy::{RemoveArgs, ask, locked, release, stage_options};
+use crate::output::{self, DeleteReport, HealthItem, OutputArgs, OwnedItem};
 use crate::progress::Bar;
-use crate::show::{Output, print_json};
 use crate::stage::{Loaded, StageArgs};
 use crate::{ExitCode, Failure};
 
-/// `capstan list` and `capstan status`.
+/// What `capstan list` and `capstan status` share.
 #[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
     #[command(flatten)]
     stage: StageArgs,
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
 
-    /// Output format
-    #[arg(long, short = 'o', value_enum, default_value = "text")]
-    output: Output,
+/// List live objects carrying the stage's discriminator
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    inspect: InspectArgs,
+}
+
+/// Show the health of every object of the stage; exits 1 when any is not ready
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    inspect: InspectArgs,
+}
+
+/// Delete everything carrying the stage's discriminator
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    #[command(flatten)]
+    pub(crate) remove: RemoveArgs,
+}
+
+/// `capstan list -o json`.
+#[derive(Serialize)]
+struct ListReport<'a> {
+    items: Vec<OwnedItem<'a>>,
+    blind: &'a capstan_apply::Blind,
+    requests: usize,
+}
+
+/// `capstan status -o json`.
+#[derive(Serialize)]
+struct StatusReport<'a> {
+    ready: bool,
+    items: Vec<HealthItem<'a>>,
+    requests: usize,
 }
 
 /// Live objects carrying the stage's discriminator.
-pub(crate) fn list(args: &InspectArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn list(args: &ListArgs) -> Result<ExitCode, Failure> {
+    let args = &args.inspect;
     let loaded = args.stage.load()?;
     let label = loaded
         .manifest
@@ -37,77 +73,80 @@ pub(crate) fn list(args: &InspectArgs) -> Result<ExitCode, Failure> {
         .context("no discriminator label to list by")?
         .clone();
     let bar = Bar::new();
-    let inventory = block_on(async {
+    let (inventory, requests) = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
-        let owned = Deployer::new(cluster.client, stage_options(&loaded))
+        let deployer = Deployer::new(cluster.client, stage_options(&loaded));
+        let owned = deployer
             .owned(&loaded.manifest, &|event| bar.event(event))
             .await;
         bar.finish();
-        Ok(owned?)
+        Ok((owned?, deployer.requests()))
     })?;
     let owned = &inventory.objects;
     let in_manifest = |id: &ObjectId| loaded.manifest.iter().any(|o| o.id() == id);
-    match args.output {
-        Output::Json => print_json(&json!(
-            owned
+    if args.output.json() {
+        output::print(&ListReport {
+            items: owned
                 .iter()
-                .map(
-                    |o| json!({"object": o.id, "uid": o.uid, "managed": o.managed,
-                "inManifest": in_manifest(&o.id), "keep": o.keep})
-                )
-                .collect::<Vec<_>>()
-        ))?,
-        Output::Text => {
-            let mut out = std::io::stdout().lock();
-            for object in owned {
-                let orphan = if in_manifest(&object.id) {
-                    ""
-                } else {
-                    "  (orphan)"
-                };
-                let managed = if object.managed {
-                    ""
-                } else {
-                    "  (not applied by capstan)"
-                };
-                writeln!(out, "{}{orphan}{managed}", object.id)?;
-            }
-            writeln!(out, "{} objects labelled {}", owned.len(), label.selector())?;
-            crate::show::write_blind(&mut out, &inventory.blind)?;
+                .map(|o| OwnedItem::from(o).in_manifest(in_manifest(&o.id)))
+                .collect(),
+            blind: &inventory.blind,
+            requests,
+        })?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for object in owned {
+            let orphan = if in_manifest(&object.id) {
+                ""
+            } else {
+                "  (orphan)"
+            };
+            let managed = if object.managed {
+                ""
+            } else {
+                "  (not applied by capstan)"
+            };
+            writeln!(out, "{}{orphan}{managed}", object.id)?;
         }
+        writeln!(out, "{} objects labelled {}", owned.len(), label.selector())?;
+        crate::show::write_blind(&mut out, &inventory.blind)?;
     }
     Ok(ExitCode::Success)
 }
 
 /// The health of each object of the stage; exits 1 when any is not ready.
-pub(crate) fn status(args: &InspectArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn status(args: &StatusArgs) -> Result<ExitCode, Failure> {
+    let args = &args.inspect;
     let loaded = args.stage.load()?;
-    let status = block_on(async {
+    let (status, requests) = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
-        Ok(Deployer::new(cluster.client, stage_options(&loaded))
-            .status(&loaded.manifest)
-            .await?)
+        let deployer = Deployer::new(cluster.client, stage_options(&loaded));
+        let status = deployer.status(&loaded.manifest).await?;
+        Ok((status, deployer.requests()))
     })?;
-    match args.output {
-        Output::Json => print_json(&json!(status))?,
-        Output::Text => {
-            let mut out = std::io::stdout().lock();
-            for object in &status {
-                let message = object
-                    .message
-                    .as_deref()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default();
-                writeln!(
-                    out,
-                    "{:<12} {}{message}",
-                    format!("{:?}", object.health),
-                    object.id
-                )?;
-            }
+    let healthy = status.iter().all(|s| s.health == Health::Ready);
+    if args.output.json() {
+        output::print(&StatusReport {
+            ready: healthy,
+            items: status.iter().map(HealthItem::from).collect(),
+            requests,
+        })?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for object in &status {
+            let message = object
+                .message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{:<12} {}{message}",
+                format!("{:?}", object.health),
+                object.id
+            )?;
         }
     }
-    let healthy = status.iter().all(|s| s.health == Health::Ready);
     Ok(if healthy {
         ExitCode::Success
     } else {
@@ -116,14 +155,15 @@ pub(crate) fn status(args: &InspectArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Deletes everything carrying the discriminator, behind the prune guards.
-pub(crate) fn delete(args: &RemoveArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn delete(args: &DeleteArgs) -> Result<ExitCode, Failure> {
+    let args = &args.remove;
     let loaded = args.stage.load()?;
     loaded.manifest.label().context(
         "refusing to delete without a discriminator label (pass --discriminator with -f)",
     )?;
     let options = args.apply.options(&loaded);
     let bar = Bar::new();
-    let (owned, deletions) = block_on(async {
+    let (owned, deletions, requests) = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
         let mut deployer = Deployer::new(cluster.client.clone(), options);
         if !args.dry_run {
@@ -131,23 +171,24 @@ pub(crate) fn delete(args: &RemoveArgs) -> Result<ExitCode, Failure> {
         }
         let result = delete_locked(&deployer, &cluster, &loaded, args, &bar).await;
         release(&mut deployer).await;
-        result
+        let (owned, deletions) = result?;
+        Ok((owned, deletions, deployer.requests()))
     })?;
     let failed = deletions
         .iter()
         .flatten()
         .filter(|d| d.result.is_err())
         .count();
-    match args.output {
-        Output::Json => print_json(&json!({
-            "objects": owned.iter().map(|o| json!({"object": o.id, "keep": o.keep})).collect::<Vec<_>>(),
-            "deleted": deletions.iter().flatten().map(|d| json!({"object": d.id,
-                "deleted": d.deleted(),
-                "result": d.result.as_ref().ok(),
-                "error": d.result.as_ref().err().map(ToString::to_string)})).collect::<Vec<_>>(),
-        }))?,
-        Output::Text => match &deletions {
-            None => crate::show::orphans(&owned, loaded.selection.as_ref())?,
+    if args.output.json() {
+        output::print(&DeleteReport {
+            dry_run: args.dry_run,
+            items: owned.iter().map(OwnedItem::from).collect(),
+            deleted: deletions.iter().flatten().map(Into::into).collect(),
+            requests,
+        })?;
+    } else {
+        match &deletions {
+            None => crate::show::orphans(&owned, args.kept.view(&loaded))?,
             Some(deletions) => {
                 let mut out = std::io::stdout().lock();
                 crate::show::write_deletions(&mut out, deletions)?;
@@ -158,7 +199,7 @@ pub(crate) fn delete(args: &RemoveArgs) -> Result<ExitCode, Failure> {
                     deletions.len() - deleted - failed
                 )?;
             }
-        },
+        }
     }
     Ok(if failed == 0 {
         ExitCode::Success
@@ -184,8 +225,8 @@ async fn delete_locked(
     if args.dry_run || !deletes {
         return Ok((owned, None));
     }
-    if args.output == Output::Text {
-        crate::show::orphans(&owned, loaded.selection.as_ref())?;
+    if !args.output.json() {
+        crate::show::orphans(&owned, args.kept.view(loaded))?;
     }
     if !args.yes
         && !ask(&format!(

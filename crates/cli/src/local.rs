@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use capstan_testenv::{Binaries, LocalCluster, LocalOptions};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use crate::output::OutputArgs;
 use crate::{ExitCode, Failure};
 
 /// A local Kubernetes cluster to try capstan on and for CI jobs: etcd, kube-apiserver and
@@ -57,14 +58,6 @@ struct UpArgs {
     no_switch: bool,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum StatusOutput {
-    /// A summary for people
-    Text,
-    /// The status as JSON
-    Json,
-}
-
 /// Show whether the local cluster runs, where it serves and what it consists of.
 #[derive(Debug, Args)]
 #[command(
@@ -72,9 +65,8 @@ enum StatusOutput {
                   status cannot be read."
 )]
 struct StatusArgs {
-    /// Output format
-    #[arg(long, short = 'o', value_enum, default_value = "text")]
-    output: StatusOutput,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 pub(crate) fn run(args: &LocalArgs) -> Result<ExitCode, Failure> {
@@ -84,7 +76,7 @@ pub(crate) fn run(args: &LocalArgs) -> Result<ExitCode, Failure> {
     };
     match &args.command {
         LocalCommand::Up(up_args) => up(&dir, up_args),
-        LocalCommand::Status(status_args) => status(&dir, status_args.output),
+        LocalCommand::Status(status_args) => status(&dir, &status_args.output),
         LocalCommand::Down => down(&dir),
     }
 }
@@ -171,6 +163,7 @@ fn up(dir: &Path, args: &UpArgs) -> Result<ExitCode, Failure> {
 
 /// `capstan local status -o json`.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Status {
     running: bool,
     dir: PathBuf,
@@ -189,7 +182,7 @@ struct ComponentStatus {
     running: bool,
 }
 
-fn status(dir: &Path, output: StatusOutput) -> Result<ExitCode, Failure> {
+fn status(dir: &Path, output: &OutputArgs) -> Result<ExitCode, Failure> {
     let cluster = LocalCluster::open(dir)?;
     let components: Vec<ComponentStatus> = cluster
         .iter()
@@ -215,13 +208,10 @@ fn status(dir: &Path, output: StatusOutput) -> Result<ExitCode, Failure> {
         cluster_kubeconfig: cluster.as_ref().map(|c| c.kubeconfig().to_path_buf()),
         components,
     };
-    let mut stdout = std::io::stdout().lock();
-    match output {
-        StatusOutput::Json => {
-            serde_json::to_writer_pretty(&mut stdout, &status)?;
-            writeln!(stdout)?;
-        }
-        StatusOutput::Text => write_status(&mut stdout, &status)?,
+    if output.json() {
+        crate::output::print(&status)?;
+    } else {
+        write_status(&mut std::io::stdout().lock(), &status)?;
     }
     Ok(if running {
         ExitCode::Success

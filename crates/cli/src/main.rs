@@ -6,13 +6,14 @@
 
 use std::io::Write as _;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 mod cluster;
 mod deploy;
 mod hints;
 mod inspect;
 mod local;
+mod output;
 mod progress;
 mod render;
 mod secrets;
@@ -37,24 +38,63 @@ struct Cli {
     command: Command,
 }
 
+/// The commands; each one's help is the doc comment of its arguments' struct.
 #[derive(Debug, Subcommand)]
 enum Command {
     Render(render::RenderArgs),
     Validate(render::ValidateArgs),
     Secrets(secrets::SecretsArgs),
     Local(local::LocalArgs),
-    /// Apply a stage with server-side apply: plan, confirm, apply in waves, prune, wait
     Deploy(deploy::DeployArgs),
-    /// Show what a deploy would change; exits 1 when something would
     Diff(deploy::DiffArgs),
-    /// Delete objects carrying the stage's discriminator that the stage no longer holds
-    Prune(deploy::RemoveArgs),
-    /// Delete everything carrying the stage's discriminator
-    Delete(deploy::RemoveArgs),
-    /// List live objects carrying the stage's discriminator
-    List(inspect::InspectArgs),
-    /// Show the health of every object of the stage; exits 1 when any is not ready
-    Status(inspect::InspectArgs),
+    Prune(deploy::PruneArgs),
+    Delete(inspect::DeleteArgs),
+    List(inspect::ListArgs),
+    Status(inspect::StatusArgs),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
+}
+
+/// Print a shell's completion script for capstan, e.g. `capstan completions bash >
+/// ~/.local/share/bash-completion/completions/capstan`
+#[derive(Debug, Args)]
+struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+/// Print capstan's manual page (roff), e.g. `capstan man | man -l -`; with --dir, write one
+/// page per command there instead
+#[derive(Debug, Args)]
+struct ManArgs {
+    /// Write capstan.1, capstan-deploy.1, ... into this existing folder
+    #[arg(long, value_name = "DIR")]
+    dir: Option<std::path::PathBuf>,
+}
+
+fn completions(args: &CompletionsArgs) -> Result<ExitCode, Failure> {
+    use clap_complete::Generator as _;
+    let mut command = Cli::command();
+    command.set_bin_name("capstan");
+    command.build();
+    // `try_generate`: a closed pipe is an error to return, where `generate` panics.
+    let mut stdout = std::io::stdout().lock();
+    args.shell.try_generate(&command, &mut stdout)?;
+    stdout.flush()?;
+    Ok(ExitCode::Success)
+}
+
+fn man(args: &ManArgs) -> Result<ExitCode, Failure> {
+    match &args.dir {
+        Some(dir) => clap_mangen::generate_to(Cli::command(), dir)?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            clap_mangen::Man::new(Cli::command()).render(&mut stdout)?;
+            stdout.flush()?;
+        }
+    }
+    Ok(ExitCode::Success)
 }
 
 /// How capstan ends; the numbers are part of its interface for scripts.
@@ -90,6 +130,12 @@ fn duration(text: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// `2 problems found`: how a failure of invalid manifests ends.
+fn problems_found(count: usize) -> String {
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} problem{plural} found")
+}
+
 fn report(failure: &Failure) {
     let mut stderr = std::io::stderr().lock();
     let _ = match failure.0.downcast_ref::<capstan_manifest::Error>() {
@@ -97,8 +143,7 @@ fn report(failure: &Failure) {
             for problem in problems {
                 let _ = writeln!(stderr, "{problem}");
             }
-            let plural = if problems.len() == 1 { "" } else { "s" };
-            writeln!(stderr, "error: {} problem{plural} found", problems.len())
+            writeln!(stderr, "error: {}", problems_found(problems.len()))
         }
         // A server message or a file name can carry terminal control sequences.
         _ => {
@@ -116,7 +161,9 @@ fn report(failure: &Failure) {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let json = output::requested(&matches);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let result = match &cli.command {
         Command::Render(args) => render::render(args),
         Command::Validate(args) => render::validate(args),
@@ -128,6 +175,8 @@ fn main() -> std::process::ExitCode {
         Command::Delete(args) => inspect::delete(args),
         Command::List(args) => inspect::list(args),
         Command::Status(args) => inspect::status(args),
+        Command::Completions(args) => completions(args),
+        Command::Man(args) => man(args),
     };
     let code = result.unwrap_or_else(|failure| {
         // `capstan render | head` closing the pipe early is the reader's choice, not a failure.
@@ -139,6 +188,10 @@ fn main() -> std::process::ExitCode {
             return ExitCode::Success;
         }
         report(&failure);
+        if json {
+            // A script reading standard output gets the failure there too, in the contract.
+            let _ = output::print(&output::ErrorReport::new(&failure.0));
+        }
         ExitCode::Failure
     });
     std::process::ExitCode::from(code as u8)

@@ -1,12 +1,14 @@
 //! `capstan render` and `capstan validate`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 
-use capstan_manifest::{Error, Format, Manifest, Problem};
+use capstan_apply::{Action, Plan};
+use capstan_manifest::{Error, Format, Manifest, ObjectId};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use crate::output::{self, Formats, OutputArgs, ProblemItem};
 use crate::stage::StageArgs;
 use crate::{ExitCode, Failure};
 
@@ -14,32 +16,26 @@ use crate::{ExitCode, Failure};
 enum RenderOutput {
     /// A v1 List as YAML
     Yaml,
-    /// A v1 List as JSON
+    /// A v1 List as JSON (the Kubernetes List itself, not a capstan report)
     Json,
     /// One object identity per line, in apply order
     Names,
 }
 
-/// Print a stage's objects as one ordered, labelled List.
+impl Formats for RenderOutput {
+    const DEFAULT: &'static str = "yaml";
+}
+
+/// Print a stage's objects as one ordered, labelled List
 #[derive(Debug, Args)]
 pub(crate) struct RenderArgs {
     #[command(flatten)]
     stage: StageArgs,
-
-    /// Output format
-    #[arg(long, short = 'o', value_enum, default_value = "yaml")]
-    output: RenderOutput,
+    #[command(flatten)]
+    output: OutputArgs<RenderOutput>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ValidateOutput {
-    /// A summary for people
-    Text,
-    /// The result as JSON, problems included
-    Json,
-}
-
-/// Check a stage's manifests and print a summary; every problem is reported, one per line.
+/// Check a stage's manifests and print a summary; every problem is reported, one per line
 #[derive(Debug, Args)]
 pub(crate) struct ValidateArgs {
     #[command(flatten)]
@@ -53,16 +49,14 @@ pub(crate) struct ValidateArgs {
 
     #[command(flatten)]
     cluster: crate::cluster::ClusterArgs,
-
-    /// Output format
-    #[arg(long, short = 'o', value_enum, default_value = "text")]
-    output: ValidateOutput,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 }
 
 pub(crate) fn render(args: &RenderArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load_selected()?;
     let mut stdout = std::io::stdout().lock();
-    match args.output {
+    match args.output.output {
         RenderOutput::Yaml => loaded.manifest.write(Format::Yaml, &mut stdout)?,
         RenderOutput::Json => loaded.manifest.write(Format::Json, &mut stdout)?,
         RenderOutput::Names => {
@@ -75,69 +69,61 @@ pub(crate) fn render(args: &RenderArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::Success)
 }
 
+/// `capstan validate -o json`.
 #[derive(Serialize)]
 struct Report<'a> {
     valid: bool,
+    /// How many objects the manifests hold, those with problems included.
     objects: usize,
-    waves: usize,
+    /// `None` when problems kept the manifests from loading.
+    waves: Option<usize>,
     discriminator: Option<String>,
-    problems: Vec<ProblemReport<'a>>,
+    problems: Vec<ProblemItem<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     server: Option<ServerReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requests: Option<usize>,
 }
 
 /// What the API server said of the objects.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ServerReport {
     context: String,
     /// Objects the server accepted in a dry run.
     accepted: usize,
     /// Objects of kinds whose CRD the stage itself installs: no schema to check them against.
-    unchecked: Vec<String>,
-    problems: Vec<String>,
+    unchecked: Vec<ObjectId>,
+    /// Objects in a Namespace of the stage that the server rejected: accepted only in
+    /// another namespace, so not accepted.
+    in_rejected_namespace: Vec<ObjectId>,
+    problems: Vec<ServerProblem>,
+    #[serde(skip)]
+    requests: usize,
 }
 
+/// An object the server rejected.
 #[derive(Serialize)]
-struct ProblemReport<'a> {
-    source: &'a str,
-    line: usize,
-    document: usize,
-    item: Option<usize>,
-    object: Option<String>,
-    kind: String,
-    message: &'a str,
-}
-
-impl<'a> From<&'a Problem> for ProblemReport<'a> {
-    fn from(problem: &'a Problem) -> Self {
-        let location = problem.location();
-        Self {
-            source: location.source(),
-            line: location.line(),
-            document: location.document(),
-            item: location.item(),
-            object: problem.object().map(ToString::to_string),
-            kind: format!("{:?}", problem.kind()),
-            message: problem.message(),
-        }
-    }
+struct ServerProblem {
+    object: ObjectId,
+    message: String,
 }
 
 pub(crate) fn validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
-    let json = matches!(args.output, ValidateOutput::Json);
+    let json = args.output.json();
     let loaded = match args.stage.load_selected() {
         Err(error) if json => match error.downcast_ref::<Error>() {
             Some(Error::Invalid(problems)) => {
-                let problems = problems.iter().map(ProblemReport::from).collect();
                 let report = Report {
                     valid: false,
-                    objects: 0,
-                    waves: 0,
+                    objects: problems.objects(),
+                    waves: None,
                     discriminator: None,
-                    problems,
+                    problems: problems.iter().map(ProblemItem::from).collect(),
                     server: None,
+                    requests: None,
                 };
-                print_json(&report)?;
+                output::print(&report)?;
                 return Ok(ExitCode::Failure);
             }
             _ => return Err(error.into()),
@@ -145,9 +131,10 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
         other => other?,
     };
     let manifest = &loaded.manifest;
-    let server = match args.server {
-        true => Some(check_on_server(&args.cluster, &loaded)?),
-        false => None,
+    let server = if args.server {
+        Some(check_on_server(&args.cluster, &loaded)?)
+    } else {
+        None
     };
     let valid = server.as_ref().is_none_or(|s| s.problems.is_empty());
     if json {
@@ -155,14 +142,21 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<ExitCode, Failure> {
         let report = Report {
             valid,
             objects: manifest.len(),
-            waves: manifest.waves().count(),
+            waves: Some(manifest.waves().count()),
             discriminator,
             problems: Vec::new(),
+            requests: server.as_ref().map(|s| s.requests),
             server,
         };
-        print_json(&report)?;
+        output::print(&report)?;
     } else {
-        print_summary(&loaded.what, manifest, server.is_some())?;
+        let verdict = match &server {
+            None => "no problems",
+            Some(server) if server.problems.is_empty() => "no problems",
+            // The server's problems follow: this line must not read as a clean bill.
+            Some(_) => "offline checks passed",
+        };
+        print_summary(&loaded.what, manifest, verdict)?;
         if let Some(server) = &server {
             print_server(server)?;
         }
@@ -189,40 +183,64 @@ fn check_on_server(
         let deployer = capstan_apply::Deployer::new(cluster.client, options);
         let plan = deployer.plan(manifest, false, &|_| {}).await?;
         crate::deploy::warn_unverified(&secrets, &loaded.what);
-        let objects = plan.objects();
-        Ok(ServerReport {
-            context: cluster.context,
-            // Unchanged objects were accepted when they were applied.
-            accepted: objects
-                .iter()
-                .filter(|o| o.error().is_none())
-                .filter(|o| o.is_verified() || o.action() == capstan_apply::Action::Unchanged)
-                .count(),
-            unchecked: objects
-                .iter()
-                .filter(|o| {
-                    !o.is_verified()
-                        && o.error().is_none()
-                        && o.action() != capstan_apply::Action::Unchanged
-                })
-                .map(|o| o.id().to_string())
-                .collect(),
-            problems: plan.errors().map(ToString::to_string).collect(),
-        })
+        Ok(server_report(cluster.context, &plan, deployer.requests()))
     })
+}
+
+/// Sorts the plan's objects into accepted, not checkable, rejected, and held back by their
+/// rejected Namespace (they were dry-run in another namespace, which proves their schema only).
+fn server_report(context: String, plan: &Plan<'_>, requests: usize) -> ServerReport {
+    let objects = plan.objects();
+    let rejected: HashSet<&str> = objects
+        .iter()
+        .filter(|o| o.error().is_some() && o.id().is_namespace())
+        .map(|o| o.id().name())
+        .collect();
+    let mut report = ServerReport {
+        context,
+        accepted: 0,
+        unchecked: Vec::new(),
+        in_rejected_namespace: Vec::new(),
+        problems: Vec::new(),
+        requests,
+    };
+    for object in objects {
+        let id = object.id();
+        if let Some(error) = object.error() {
+            report.problems.push(ServerProblem {
+                object: id.clone(),
+                message: error.to_string(),
+            });
+        } else if id.namespace().is_some_and(|ns| rejected.contains(ns)) {
+            report.in_rejected_namespace.push(id.clone());
+        } else if object.is_verified() || object.action() == Action::Unchanged {
+            // Unchanged objects were accepted when they were applied.
+            report.accepted += 1;
+        } else {
+            report.unchecked.push(id.clone());
+        }
+    }
+    report
 }
 
 fn print_server(server: &ServerReport) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     for problem in &server.problems {
-        writeln!(stdout, "{problem}")?;
+        writeln!(stdout, "{}", problem.message)?;
     }
     for id in &server.unchecked {
         writeln!(stdout, "not checked (its CRD comes with the stage): {id}")?;
     }
+    for id in &server.in_rejected_namespace {
+        writeln!(stdout, "not accepted (its Namespace was rejected): {id}")?;
+    }
+    let held = match server.in_rejected_namespace.len() {
+        0 => String::new(),
+        n => format!(", {n} in a rejected Namespace"),
+    };
     writeln!(
         stdout,
-        "server check on context {:?}: {} accepted, {} not checkable, {} problems",
+        "server check on context {:?}: {} accepted, {} not checkable{held}, {} problems",
         server.context,
         server.accepted,
         server.unchecked.len(),
@@ -230,23 +248,15 @@ fn print_server(server: &ServerReport) -> std::io::Result<()> {
     )
 }
 
-fn print_json(report: &Report<'_>) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, report)?;
-    writeln!(stdout)
-}
-
-/// The stage's shape. With a server check the verdict comes after the server's problems, so
-/// this line speaks only of the offline checks.
-fn print_summary(what: &str, manifest: &Manifest, server: bool) -> std::io::Result<()> {
+/// The stage's shape and the `verdict` on it.
+fn print_summary(what: &str, manifest: &Manifest, verdict: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     let label = manifest.label().map_or_else(String::new, |label| {
         format!(", labelled {}", label.selector())
     });
-    let scope = if server { " offline" } else { "" };
     writeln!(
         stdout,
-        "{what}: {} objects in {} waves{label}, no problems{scope}",
+        "{what}: {} objects in {} waves{label}, {verdict}",
         manifest.len(),
         manifest.waves().count()
     )?;

@@ -1,32 +1,44 @@
-//! How plans and results look: text for people (coloured diffs on a terminal), JSON for
-//! scripts.
+//! How plans and results look to people: text, with coloured diffs on a terminal. JSON is
+//! `output.rs`'s.
 
 use std::io::{IsTerminal as _, Write};
 use std::time::Duration;
 
-use capstan_apply::{Action, Blind, Deletion, Deployment, Orphan, Plan, Removal};
+use capstan_apply::{Action, Blind, Deletion, Deployment, Keep, Orphan, Plan, Removal};
 use capstan_manifest::{Selection, escape_controls};
-use serde_json::{Value, json};
 
-/// Output formats of the cluster commands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Output {
-    /// For people
-    Text,
-    /// For scripts: one JSON document on standard output
-    Json,
+/// `--show-kept`, for the commands that show what a prune keeps.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KeptArgs {
+    /// Also list the kept objects that are only there because a controller copied the
+    /// discriminator from their owner (the Endpoints of a Service); otherwise they are counted
+    #[arg(long)]
+    pub(crate) show_kept: bool,
+}
+
+/// What a listing of orphans shows besides them.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a> {
+    selection: Option<&'a Selection>,
+    show_kept: bool,
+}
+
+impl KeptArgs {
+    /// How the stage's plan or orphans are shown.
+    pub(crate) fn view<'a>(&self, loaded: &'a crate::stage::Loaded) -> View<'a> {
+        View {
+            selection: loaded.selection.as_ref(),
+            show_kept: self.show_kept,
+        }
+    }
 }
 
 /// The plan: one line per object that changes, diffs (all of them with `diffs`, updates only
 /// otherwise), the orphans, and a count line.
-pub(crate) fn plan(
-    plan: &Plan<'_>,
-    diffs: bool,
-    selection: Option<&Selection>,
-) -> std::io::Result<()> {
+pub(crate) fn plan(plan: &Plan<'_>, diffs: bool, view: View<'_>) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     let colour = std::io::stdout().is_terminal();
-    write_selection(&mut out, selection)?;
+    write_selection(&mut out, view.selection)?;
     for item in plan.objects() {
         if let Some(error) = item.error() {
             writeln!(out, "! {}", escape_controls(&error.to_string()))?;
@@ -54,7 +66,7 @@ pub(crate) fn plan(
         }
     }
     if let Some(orphans) = plan.orphans() {
-        write_orphans(&mut out, orphans)?;
+        write_orphans(&mut out, orphans, view.show_kept)?;
     }
     write_blind(&mut out, plan.blind())?;
     write_hints(&mut out, plan.errors())?;
@@ -143,18 +155,22 @@ pub(crate) fn write_deletions(out: &mut impl Write, deletions: &[Deletion]) -> s
 }
 
 /// The orphans alone, for `capstan prune` and `capstan delete`.
-pub(crate) fn orphans(orphans: &[Orphan], selection: Option<&Selection>) -> std::io::Result<()> {
+pub(crate) fn orphans(orphans: &[Orphan], view: View<'_>) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    write_selection(&mut out, selection)?;
-    write_orphans(&mut out, orphans)?;
+    write_selection(&mut out, view.selection)?;
+    write_orphans(&mut out, orphans, view.show_kept)?;
     let delete = orphans.iter().filter(|o| o.will_delete()).count();
     writeln!(out, "{delete} to delete, {} kept", orphans.len() - delete)
 }
 
-fn write_orphans(out: &mut impl Write, orphans: &[Orphan]) -> std::io::Result<()> {
+/// One line per orphan, except those a controller made (they go with their owner, and a
+/// Service's Endpoints would otherwise be listed on every run): one line counts them.
+fn write_orphans(out: &mut impl Write, orphans: &[Orphan], show_kept: bool) -> std::io::Result<()> {
+    let mut owned = 0;
     for orphan in orphans {
         match &orphan.keep {
             None => writeln!(out, "- {} prune", orphan.id)?,
+            Some(Keep::Owned(_)) if !show_kept => owned += 1,
             Some(keep) => writeln!(
                 out,
                 "= {} kept: {}",
@@ -163,7 +179,17 @@ fn write_orphans(out: &mut impl Write, orphans: &[Orphan]) -> std::io::Result<()
             )?,
         }
     }
-    Ok(())
+    match owned {
+        0 => Ok(()),
+        1 => writeln!(
+            out,
+            "1 object kept: owned by another object; --show-kept lists it"
+        ),
+        n => writeln!(
+            out,
+            "{n} objects kept: owned by other objects; --show-kept lists them"
+        ),
+    }
 }
 
 fn write_diff(out: &mut impl Write, text: &str, colour: bool) -> std::io::Result<()> {
@@ -255,91 +281,4 @@ pub(crate) fn summary(deployment: &Deployment<'_>, took: Duration) -> std::io::R
         )?;
     }
     Ok(())
-}
-
-/// The plan as data.
-pub(crate) fn plan_json(plan: &Plan<'_>) -> std::io::Result<()> {
-    print_json(&plan_value(plan))
-}
-
-fn plan_value(plan: &Plan<'_>) -> Value {
-    let objects: Vec<Value> = plan
-        .objects()
-        .iter()
-        .map(|item| {
-            let mut entry = json!({
-                "object": item.id(),
-                "action": item.action(),
-                "verified": item.is_verified(),
-            });
-            if let Some(diff) = item.diff() {
-                entry["diff"] = json!(diff.unified(&item.id().to_string()));
-            }
-            if let Some(error) = item.error() {
-                entry["error"] = json!(error.to_string());
-            }
-            if item.action() == Action::Adopt {
-                entry["managers"] = json!(item.owners());
-            }
-            entry
-        })
-        .collect();
-    json!({
-        "objects": objects,
-        "orphans": plan.orphans(),
-        "summary": {
-            "create": plan.count(Action::Create),
-            "update": plan.count(Action::Update),
-            "adopt": plan.count(Action::Adopt),
-            "unchanged": plan.count(Action::Unchanged),
-            "prune": plan.orphans().map_or(0, |o| o.iter().filter(|o| o.will_delete()).count()),
-            "errors": plan.errors().count(),
-        },
-        "unavailableApis": plan.unavailable_apis(),
-        "blind": plan.blind(),
-        "requests": plan.requests(),
-    })
-}
-
-/// A deploy or prune as data: the plan, then what happened.
-pub(crate) fn deployment_json(deployment: &Deployment<'_>, dry_run: bool) -> std::io::Result<()> {
-    let mut value = plan_value(&deployment.plan);
-    value["dryRun"] = json!(dry_run);
-    value["succeeded"] = json!(deployment.succeeded());
-    value["requests"] = json!(deployment.requests);
-    value["results"] = deployment
-        .outcomes
-        .iter()
-        .map(|o| {
-            json!({
-                "object": o.id,
-                "action": o.action,
-                "ok": o.result.is_ok(),
-                "error": o.result.as_ref().err().map(ToString::to_string),
-            })
-        })
-        .collect();
-    value["pruned"] = match &deployment.prune {
-        None => Value::Null,
-        Some(Err(error)) => json!({ "refused": error.to_string() }),
-        Some(Ok(deletions)) => deletions
-            .iter()
-            .map(|d| {
-                json!({
-                    "object": d.id,
-                    "deleted": d.deleted(),
-                    "result": d.result.as_ref().ok(),
-                    "error": d.result.as_ref().err().map(ToString::to_string),
-                })
-            })
-            .collect(),
-    };
-    value["health"] = json!(deployment.health);
-    print_json(&value)
-}
-
-pub(crate) fn print_json(value: &Value) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)
 }

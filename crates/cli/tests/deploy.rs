@@ -90,7 +90,7 @@ async fn deploy_diff_list_status_prune_and_delete_with_their_exit_codes() {
     );
     let list = run(with("list", &["-o", "json"]));
     let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 3);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
     let status = run(with("status", &[]));
     assert_eq!(status.status.code(), Some(0), "{}", text(&status.stdout));
 

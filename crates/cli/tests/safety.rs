@@ -73,7 +73,7 @@ async fn a_hand_made_object_stops_the_deploy_until_it_is_adopted() {
     );
     let json: serde_json::Value = serde_json::from_slice(&preview.stdout).unwrap();
     assert_eq!(json["summary"]["adopt"], 1, "{json}");
-    let mine = &json["objects"][0];
+    let mine = &json["items"][0];
     assert_eq!(
         (&mine["object"]["name"], &mine["action"], &mine["managers"]),
         (

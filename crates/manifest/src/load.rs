@@ -67,6 +67,8 @@ pub fn load(inputs: &[Input], options: &LoadOptions) -> Result<Manifest, Error> 
 
     let mut objects = Vec::with_capacity(parsed.len());
     let mut custom_kinds = HashSet::new();
+    // Documents whose identity is known but which break a rule are objects too, for counts.
+    let mut invalid_objects = 0;
     for converted in parsed {
         match converted {
             Converted::Object { object, defines } => {
@@ -74,12 +76,16 @@ pub fn load(inputs: &[Input], options: &LoadOptions) -> Result<Manifest, Error> 
                 objects.push(*object);
             }
             Converted::Skipped => {}
-            Converted::Problems(found) => problems.extend(found),
+            Converted::Problems(found) => {
+                invalid_objects += usize::from(found.first().is_some_and(|p| p.object().is_some()));
+                problems.extend(found);
+            }
         }
     }
     problems.extend(duplicates(&objects));
     if !problems.is_empty() {
-        return Err(Error::Invalid(Problems::new(problems)));
+        let found = objects.len() + invalid_objects;
+        return Err(Error::Invalid(Problems::new(problems, found)));
     }
     // Only kinds in groups that look built-in (Gateway API's `*.k8s.io`) can change phase.
     if !custom_kinds.is_empty() {

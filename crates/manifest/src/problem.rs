@@ -79,7 +79,10 @@ impl fmt::Display for Location {
 }
 
 /// What kind of problem a [`Problem`] is, for callers that react to some kinds differently.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Serializes as lowercase words: `not-an-object`, `invalid-name`, ...
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum ProblemKind {
     /// The file or command output could not be read.
@@ -178,11 +181,18 @@ impl fmt::Display for Problem {
 /// All problems found in one load: per-object problems in source order, then the ones that
 /// compare objects (duplicates).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Problems(Vec<Problem>);
+pub struct Problems(Vec<Problem>, usize);
 
 impl Problems {
-    pub(crate) fn new(problems: Vec<Problem>) -> Self {
-        Self(problems)
+    /// `objects`: how many objects the load found, those with problems included.
+    pub(crate) fn new(problems: Vec<Problem>, objects: usize) -> Self {
+        Self(problems, objects)
+    }
+
+    /// How many objects the manifests hold, those with problems included: what a load
+    /// without problems would have counted, for reports that go on to list the problems.
+    pub fn objects(&self) -> usize {
+        self.1
     }
 
     /// The problems, in source order.

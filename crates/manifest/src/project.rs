@@ -407,7 +407,7 @@ impl Stage {
                         ProblemKind::Unreadable,
                         "not UTF-8 text",
                     );
-                    return Err(Error::Invalid(Problems::new(vec![problem])));
+                    return Err(Error::Invalid(Problems::new(vec![problem], 0)));
                 };
                 output_inputs(name, text, dir)
             }

@@ -4,19 +4,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use capstan_secrets::{CheckOptions, Finding, Problem};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 
 use super::{identities, load_config};
+use crate::output::OutputArgs;
 use crate::{ExitCode, Failure};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum CheckOutput {
-    /// One line per problem: `path: message`
-    Text,
-    /// The result as JSON
-    Json,
-}
 
 /// Check that every file a `.sops.yaml` rule matches is encrypted, to the rule's recipients,
 /// and (when an identity is available) that its MAC holds; exits 2 on any problem.
@@ -26,12 +19,12 @@ pub(super) struct CheckArgs {
     #[arg(default_value = ".")]
     paths: Vec<PathBuf>,
 
-    /// Output format
-    #[arg(long, short = 'o', value_enum, default_value = "text")]
-    output: CheckOutput,
+    #[command(flatten)]
+    pub(super) output: OutputArgs,
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Report {
     clean: bool,
     checked: usize,
@@ -110,36 +103,31 @@ pub(super) fn check(args: &CheckArgs, config: Option<&Path>) -> Result<ExitCode,
     };
     let report = capstan_secrets::check(&args.paths, &options)?;
     let findings: Vec<FindingReport> = report.findings.iter().map(FindingReport::from).collect();
-    let mut stdout = std::io::stdout().lock();
-    match args.output {
-        CheckOutput::Json => {
-            let json = Report {
-                clean: report.is_clean(),
-                checked: report.checked.len(),
-                macs_verified: report.macs_verified,
-                findings,
-            };
-            serde_json::to_writer_pretty(&mut stdout, &json)?;
-            writeln!(stdout)?;
+    if args.output.json() {
+        crate::output::print(&Report {
+            clean: report.is_clean(),
+            checked: report.checked.len(),
+            macs_verified: report.macs_verified,
+            findings,
+        })?;
+    } else {
+        let mut stdout = std::io::stdout().lock();
+        for finding in &findings {
+            writeln!(stdout, "{}: {}", finding.path, finding.message)?;
         }
-        CheckOutput::Text => {
-            for finding in &findings {
-                writeln!(stdout, "{}: {}", finding.path, finding.message)?;
-            }
-            stdout.flush()?;
-            let macs = if report.macs_verified {
-                ""
-            } else {
-                " (MACs not verified: no age identity found)"
-            };
-            writeln!(
-                std::io::stderr().lock(),
-                "checked {} against `{}`: {}{macs}",
-                count(report.checked.len(), "file"),
-                config.path().display(),
-                count(findings.len(), "problem")
-            )?;
-        }
+        stdout.flush()?;
+        let macs = if report.macs_verified {
+            ""
+        } else {
+            " (MACs not verified: no age identity found)"
+        };
+        writeln!(
+            std::io::stderr().lock(),
+            "checked {} against `{}`: {}{macs}",
+            count(report.checked.len(), "file"),
+            config.path().display(),
+            count(findings.len(), "problem")
+        )?;
     }
     Ok(if report.is_clean() {
         ExitCode::Success
