@@ -34,21 +34,32 @@
 //! | `scale` | scalable kinds, absolute and relative changes, the webhooks' refusals |
 //! | `status` | a cluster's [`tree`] of rows, as `clusterctl describe cluster` draws it, and its verdict |
 //! | `machine` | Node → Machine (annotation, `nodeRef`, provider ID) and the owner to scale down |
+//! | `node` | [`cordon`] and [`uncordon`] |
+//! | `drainer` | [`drain`]: cordon, plan every node, then evict in parallel; the [`Drain`] result |
+//! | `evict` | one node's evictions, budget refusals and reports, and the wait for its pods to go |
+//! | `error` | the crate's [`Error`] |
 
 mod drain;
+mod drainer;
+mod error;
+mod evict;
 mod eviction;
 mod filter;
 mod machine;
+mod node;
 pub mod scale;
 mod status;
 
 pub use crate::{
     drain::{DrainPlan, Group, PodRef, eviction_body},
+    drainer::{DrainEvent, DrainOptions, Drain, NodeDrain, OnDrainEvent, Outcome, PodFailure, drain},
+    error::{Error, Result},
     eviction::{Answer, BudgetReport, budget_reports},
     filter::{Blocker, DaemonSetLookup, PodFilters, Reason, Verdict, Warning},
     machine::{
         CLUSTER_NAMESPACE_ANNOTATION, DELETE_MACHINE_ANNOTATION, MACHINE_ANNOTATION, Route,
         annotated_machine, find_machine, scaling_owner,
     },
+    node::{CordonChange, cordon, uncordon},
     status::{Inventory, Row, State, TreeOptions, Verdict as Health, tree},
 };
