@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use crate::drain::{DrainPlan, PodRef};
 use crate::error::{Error, Result};
-use crate::eviction::BudgetReport;
 use crate::evict::{Method, NodeRun, Shared};
+use crate::eviction::BudgetReport;
 use crate::filter::{DaemonSetLookup, PodFilters, daemon_set_of, finished};
 use crate::node::{CordonChange, cordon};
 
@@ -210,10 +210,9 @@ impl DrainEvent<'_> {
                 total: *total,
             }),
             Self::Gone { .. } | Self::Given { .. } => Some(Progress::Advance(1)),
-            Self::Held { budget, .. } => Some(Progress::Note(format!(
-                "held by {}",
-                budget.object.name()
-            ))),
+            Self::Held { budget, .. } => {
+                Some(Progress::Note(format!("held by {}", budget.object.name())))
+            }
             _ => None,
         }
     }
@@ -225,6 +224,10 @@ pub type OnDrainEvent<'a> = dyn Fn(DrainEvent<'_>) + Send + Sync + 'a;
 /// Drains `nodes` as `kubectl drain` does, with these differences: all nodes are cordoned and
 /// planned before the first eviction, nodes drain in parallel, and a budget holding a pod is
 /// reported. A node that fails does not stop the others; the result says how each ended.
+///
+/// `api`'s client must leave 429s to the caller, as [`capstan_kube::connect`] makes it (kube's
+/// `Config::default_retry` off): otherwise kube retries a budget's refusal itself, for minutes
+/// and unseen, and the drain can neither report it nor keep its deadline.
 ///
 /// # Errors
 ///
@@ -266,7 +269,12 @@ pub async fn drain(
     .await;
     for item in &mut items {
         if item.error.is_none() && item.plan.is_blocked() {
-            let pods = item.plan.blockers.iter().map(|group| group.pods.len()).sum();
+            let pods = item
+                .plan
+                .blockers
+                .iter()
+                .map(|group| group.pods.len())
+                .sum();
             let node = item.object.name().to_owned();
             item.fail(Outcome::Blocked, Error::Blocked { node, pods });
         }
@@ -329,12 +337,17 @@ impl NodeDrain {
 async fn plan(api: &Api, node: &str, options: &DrainOptions) -> Result<(DrainPlan, Vec<Pod>)> {
     let pods = list_pods(api, node, options.pod_selector.as_deref()).await?;
     let daemon_sets = daemon_sets(api, &pods).await;
-    let plan = DrainPlan::new(&pods, &options.filters, Timestamp::now(), |namespace, name| {
-        daemon_sets
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned()
-            .unwrap_or(DaemonSetLookup::NotFound)
-    });
+    let plan = DrainPlan::new(
+        &pods,
+        &options.filters,
+        Timestamp::now(),
+        |namespace, name| {
+            daemon_sets
+                .get(&(namespace.to_owned(), name.to_owned()))
+                .cloned()
+                .unwrap_or(DaemonSetLookup::NotFound)
+        },
+    );
     Ok((plan, pods))
 }
 

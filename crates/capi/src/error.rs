@@ -65,7 +65,12 @@ impl fmt::Display for Names<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (index, pod) in self.0.iter().enumerate() {
             let separator = if index == 0 { "" } else { ", " };
-            write!(f, "{separator}{}/{}", pod.namespace().unwrap_or_default(), pod.name())?;
+            write!(
+                f,
+                "{separator}{}/{}",
+                pod.namespace().unwrap_or_default(),
+                pod.name()
+            )?;
         }
         Ok(())
     }
@@ -110,8 +115,8 @@ mod tests {
 
     #[test]
     fn a_refused_request_shows_the_servers_answer_once() {
-        let status = kube::core::Status::failure("nodes \"n1\" is forbidden", "Forbidden")
-            .with_code(403);
+        let status =
+            kube::core::Status::failure("nodes \"n1\" is forbidden", "Forbidden").with_code(403);
         let error = Error::Request {
             what: "cordon node `n1`".into(),
             error: kube::Error::Api(Box::new(status)),

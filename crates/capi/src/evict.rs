@@ -55,7 +55,10 @@ impl Method {
                 error,
             })?;
         let version = core.resources.iter().find_map(|resource| {
-            let group = resource.group.as_deref().filter(|group| !group.is_empty())?;
+            let group = resource
+                .group
+                .as_deref()
+                .filter(|group| !group.is_empty())?;
             let version = resource.version.as_deref().filter(|v| !v.is_empty())?;
             (resource.name == "pods/eviction").then(|| format!("{group}/{version}"))
         });
@@ -165,11 +168,18 @@ impl<'a> NodeRun<'a> {
         } else {
             join(evictions, self.wait()).await;
         }
-        self.state.into_inner().unwrap_or_else(|poison| poison.into_inner())
+        self.state
+            .into_inner()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn with<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
-        change(&mut self.state.lock().unwrap_or_else(|poison| poison.into_inner()))
+        change(
+            &mut self
+                .state
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        )
     }
 
     fn emit(&self, event: DrainEvent<'_>) {

@@ -52,7 +52,9 @@ mod status;
 
 pub use crate::{
     drain::{DrainPlan, Group, PodRef, eviction_body},
-    drainer::{DrainEvent, DrainOptions, Drain, NodeDrain, OnDrainEvent, Outcome, PodFailure, drain},
+    drainer::{
+        Drain, DrainEvent, DrainOptions, NodeDrain, OnDrainEvent, Outcome, PodFailure, drain,
+    },
     error::{Error, Result},
     eviction::{Answer, BudgetReport, budget_reports},
     filter::{Blocker, DaemonSetLookup, PodFilters, Reason, Verdict, Warning},
