@@ -303,7 +303,12 @@ impl Api {
                 ));
             }
             let built = request
-                .create_subresource(subresource, target.name, &PostParams::default(), bytes.clone())
+                .create_subresource(
+                    subresource,
+                    target.name,
+                    &PostParams::default(),
+                    bytes.clone(),
+                )
                 .map_err(kube::Error::BuildRequest)?;
             self.requests.fetch_add(1, Ordering::Relaxed);
             match self.client.send(built.map(Body::from)).await {
