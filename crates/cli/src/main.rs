@@ -13,6 +13,7 @@ mod deploy;
 mod hints;
 mod inspect;
 mod local;
+mod node;
 mod output;
 mod progress;
 mod render;
@@ -51,6 +52,7 @@ enum Command {
     Delete(inspect::DeleteArgs),
     List(inspect::ListArgs),
     Status(inspect::StatusArgs),
+    Node(node::NodeArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -175,6 +177,7 @@ fn main() -> std::process::ExitCode {
         Command::Delete(args) => inspect::delete(args),
         Command::List(args) => inspect::list(args),
         Command::Status(args) => inspect::status(args),
+        Command::Node(args) => node::run(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     };
