@@ -7,7 +7,26 @@
 //! which disruption budgets hold a pod ([`Answer`], [`budget_reports`]), which scales ClusterAPI would refuse or
 //! undo ([`scale::check`]), which Machine runs a Node ([`find_machine`]), and a cluster's
 //! status as a tree with a verdict ([`tree`]). The requests that
-//! carry them out build on `capstan-kube`'s API wrapper, discovery and waits.
+//! carry them out build on `capstan-kube`'s API wrapper, discovery and waits: [`cordon`],
+//! [`uncordon`] and [`drain`], which cordons every node and plans each before the first
+//! eviction, evicts in parallel within a bound, retries what a disruption budget refuses and
+//! reports the budget once it has held a pod for a while, and waits for the pods to go by UID.
+//!
+//! ```no_run
+//! use capstan_capi::{DrainOptions, drain};
+//! use capstan_kube::{Api, ConnectRequest, connect};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let api = Api::new(connect(&ConnectRequest::default(), &|_| {}).await?.client);
+//! let mut options = DrainOptions::default();
+//! options.filters.ignore_daemonsets = true;
+//! let drained = drain(&api, &["worker-1".to_owned()], &options, &|_| {}).await?;
+//! for node in &drained.items {
+//!     println!("{}: {:?}, {} pods evicted", node.object.name(), node.outcome, node.evicted.len());
+//! }
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ```
 //! use capstan_capi::{DaemonSetLookup, DrainPlan, PodFilters};
