@@ -26,5 +26,5 @@ trap cleanup EXIT
 
 say "starting the local control plane in $tmp/local"
 "$capstan" local up --dir "$tmp/local" --no-switch >/dev/null
-KUBECONFIG="$("$capstan" local status --dir "$tmp/local" -o json | jq -er .cluster_kubeconfig)"
+KUBECONFIG="$("$capstan" local status --dir "$tmp/local" -o json | jq -er .clusterKubeconfig)"
 "$kubectl" version --short 2>/dev/null | sed 's/^/bench: /' >&2 || true
