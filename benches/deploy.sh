@@ -24,32 +24,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 N="${N:-1000}"
-KUBEBUILDER_ASSETS="$(scripts/envtest.sh)"
-export KUBEBUILDER_ASSETS
-kubectl="$KUBEBUILDER_ASSETS/kubectl"
-capstan="${CAPSTAN:-${CARGO_TARGET_DIR:-target}/release/capstan}"
-if [ -z "${CAPSTAN:-}" ] && [ ! -x "$capstan" ]; then
-  cargo build --release -p capstan-cli >&2
-fi
-capstan="$(realpath "$capstan")"
-
-command -v jq >/dev/null || { echo "bench: needs jq (apt-get install jq)" >&2; exit 1; }
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-tmp="$(mktemp -d)"
-export HOME="$tmp/home" XDG_STATE_HOME="$tmp/state" KUBECONFIG="$tmp/kubeconfig"
-mkdir -p "$HOME"
-cleanup() {
-  "$capstan" local down --dir "$tmp/local" >/dev/null 2>&1 || say "capstan local down failed"
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-say "starting the local control plane in $tmp/local"
-"$capstan" local up --dir "$tmp/local" --no-switch >/dev/null
-KUBECONFIG="$("$capstan" local status --dir "$tmp/local" -o json | jq -er .clusterKubeconfig)"
-"$kubectl" version --short 2>/dev/null | sed 's/^/bench: /' >&2 || true
+# shellcheck source=benches/plane.sh
+source benches/plane.sh
 mapfile -t server_pids < <("$capstan" local status --dir "$tmp/local" -o json | jq -r '.components[].pid')
 cores="$(nproc)"
 ticks="$(getconf CLK_TCK)"

@@ -202,7 +202,7 @@ impl PodFilters {
     }
 }
 
-fn finished(pod: &Pod) -> bool {
+pub(crate) fn finished(pod: &Pod) -> bool {
     let phase = pod
         .status
         .as_ref()
@@ -221,7 +221,7 @@ fn controller_of(
 }
 
 /// The name of the DaemonSet controlling the pod; kubectl requires both `apps/v1` and the kind.
-fn daemon_set_of(pod: &Pod) -> Option<&str> {
+pub(crate) fn daemon_set_of(pod: &Pod) -> Option<&str> {
     controller_of(pod)
         .filter(|owner| owner.api_version == "apps/v1" && owner.kind == "DaemonSet")
         .map(|owner| owner.name.as_str())

@@ -7,7 +7,26 @@
 //! which disruption budgets hold a pod ([`Answer`], [`budget_reports`]), which scales ClusterAPI would refuse or
 //! undo ([`scale::check`]), which Machine runs a Node ([`find_machine`]), and a cluster's
 //! status as a tree with a verdict ([`tree`]). The requests that
-//! carry them out build on `capstan-kube`'s API wrapper, discovery and waits.
+//! carry them out build on `capstan-kube`'s API wrapper, discovery and waits: [`cordon`],
+//! [`uncordon`] and [`drain`], which cordons every node and plans each before the first
+//! eviction, evicts in parallel within a bound, retries what a disruption budget refuses and
+//! reports the budget once it has held a pod for a while, and waits for the pods to go by UID.
+//!
+//! ```no_run
+//! use capstan_capi::{DrainOptions, drain};
+//! use capstan_kube::{Api, ConnectRequest, connect};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let api = Api::new(connect(&ConnectRequest::default(), &|_| {}).await?.client);
+//! let mut options = DrainOptions::default();
+//! options.filters.ignore_daemonsets = true;
+//! let drained = drain(&api, &["worker-1".to_owned()], &options, &|_| {}).await?;
+//! for node in &drained.items {
+//!     println!("{}: {:?}, {} pods evicted", node.object.name(), node.outcome, node.evicted.len());
+//! }
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ```
 //! use capstan_capi::{DaemonSetLookup, DrainPlan, PodFilters};
@@ -38,16 +57,23 @@
 //! | `live` | the [`inventory`] of ClusterAPI objects a [`tree`] is drawn from |
 //! | `error` | the crate's error type |
 //! | `machine` | Node → Machine (annotation, `nodeRef`, provider ID) and the owner to scale down |
+//! | `node` | [`cordon`] and [`uncordon`] |
+//! | `drainer` | [`drain`]: cordon, plan every node, then evict in parallel; the [`Drain`] result |
+//! | `evict` | one node's evictions, budget refusals and reports, and the wait for its pods to go |
+//! | `error` | the crate's [`Error`] |
 
 // Errors carry the object and kube's error; they are rare and off every hot path.
 #![allow(clippy::result_large_err)]
 
 mod drain;
+mod drainer;
 mod error;
+mod evict;
 mod eviction;
 mod filter;
 mod live;
 mod machine;
+mod node;
 mod replace;
 pub mod scale;
 mod scaling;
@@ -55,6 +81,9 @@ mod status;
 
 pub use crate::{
     drain::{DrainPlan, Group, PodRef, eviction_body},
+    drainer::{
+        Drain, DrainEvent, DrainOptions, NodeDrain, OnDrainEvent, Outcome, PodFailure, drain,
+    },
     error::{Error, Result},
     eviction::{Answer, BudgetReport, budget_reports},
     filter::{Blocker, DaemonSetLookup, PodFilters, Reason, Verdict, Warning},
@@ -63,6 +92,7 @@ pub use crate::{
         CLUSTER_NAMESPACE_ANNOTATION, DELETE_MACHINE_ANNOTATION, MACHINE_ANNOTATION, Route,
         annotated_machine, find_machine, scaling_owner,
     },
+    node::{CordonChange, cordon, uncordon},
     replace::{ReplaceRequest, Replacement, replace_node},
     scaling::{Removal, ScaleRequest, Scaled, machine_of, remove_node, scale},
     status::{Inventory, Row, State, TreeOptions, Verdict as Health, tree},

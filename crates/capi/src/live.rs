@@ -1,7 +1,6 @@
 //! Reading a namespace's ClusterAPI objects for the status tree.
 
 use capstan_kube::{Api, Catalog};
-use capstan_manifest::ObjectId;
 use serde_json::Value;
 
 use crate::scaling::resource;
@@ -24,9 +23,9 @@ pub async fn inventory(api: &Api, catalog: &Catalog, namespace: Option<&str>) ->
         let items = api
             .list(&resource.api, "")
             .await
-            .map_err(|cause| Error::Request {
-                object: ObjectId::new(&resource.api.api_version, kind, namespace, "*"),
-                cause,
+            .map_err(|error| Error::Request {
+                what: format!("list {kind}s"),
+                error,
             })?;
         Ok(items
             .into_iter()

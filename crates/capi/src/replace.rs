@@ -67,7 +67,7 @@ pub struct Replacement {
 /// # Errors
 ///
 /// As [`machine_of`](crate::machine_of); [`Error::NoOwner`] for a Machine nothing would replace
-/// (deleting it only removes capacity); [`Error::Timeout`] when no replacement was Ready in time
+/// (deleting it only removes capacity); [`Error::NoReplacement`] when no replacement was Ready in time
 /// (the old Machine stays deleted); [`Error::Request`].
 pub async fn replace_node(
     api: &Api,
@@ -91,9 +91,9 @@ pub async fn replace_node(
         .ok_or_else(|| Error::NoOwner {
             machine: id.clone(),
         })?;
-    let request_error = |cause| Error::Request {
-        object: id.clone(),
-        cause,
+    let request_error = |error| Error::Request {
+        what: format!("follow the replacement of {id}"),
+        error,
     };
     let siblings = |all: Vec<Value>| -> Vec<Value> {
         all.into_iter()
@@ -168,12 +168,10 @@ pub async fn replace_node(
         Ok::<_, Error>(None)
     })
     .await?;
-    let (new_name, node) = found.ok_or_else(|| Error::Timeout {
+    let (new_name, node) = found.ok_or_else(|| Error::NoReplacement {
+        node: request.node.clone(),
+        machine: id.clone(),
         waited: wait,
-        what: format!(
-            "a Ready replacement for Node {} (its Machine {id} is deleting)",
-            request.node
-        ),
     })?;
     on_progress(Progress::Advance(1));
     replacement.replacement = Some(ObjectId::new(

@@ -149,7 +149,7 @@ pub async fn scale(api: &Api, catalog: &Catalog, request: &ScaleRequest) -> Resu
 ///
 /// # Errors
 ///
-/// [`Error::NotFound`] for a missing Node, [`Error::NoMachine`], [`Error::NoOwner`],
+/// [`Error::NodeNotFound`], [`Error::NoMachine`], [`Error::NoOwner`],
 /// [`Error::Refused`] when the owner may not shrink (a control plane of one, say), and
 /// [`Error::Request`].
 pub async fn remove_node(
@@ -217,7 +217,7 @@ pub(crate) fn nodes(catalog: &Catalog) -> Result<&Resource> {
 ///
 /// # Errors
 ///
-/// [`Error::NotFound`] for a missing Node, [`Error::NoMachine`], [`Error::Request`].
+/// [`Error::NodeNotFound`], [`Error::NoMachine`], [`Error::Request`].
 pub async fn machine_of(api: &Api, catalog: &Catalog, node: &str) -> Result<(Value, Route)> {
     let nodes = nodes(catalog)?;
     let node_id = ObjectId::new("v1", "Node", None, node);
@@ -229,16 +229,16 @@ pub async fn machine_of(api: &Api, catalog: &Catalog, node: &str) -> Result<(Val
     let live = api
         .get(target)
         .await
-        .map_err(|cause| Error::Request {
-            object: node_id.clone(),
-            cause,
+        .map_err(|error| Error::Request {
+            what: format!("read {node_id}"),
+            error,
         })?
-        .ok_or_else(|| Error::NotFound {
-            object: node_id.clone(),
+        .ok_or_else(|| Error::NodeNotFound {
+            node: node.to_owned(),
         })?;
     let node_object: Node = serde_json::from_value(live).map_err(|error| Error::Request {
-        object: node_id.clone(),
-        cause: kube::Error::SerdeError(error),
+        what: format!("read {node_id}"),
+        error: kube::Error::SerdeError(error),
     })?;
     let machines = resource(catalog, "cluster.x-k8s.io", "Machine")?;
     if let Some((namespace, name)) = annotated_machine(&node_object) {
@@ -248,10 +248,10 @@ pub async fn machine_of(api: &Api, catalog: &Catalog, node: &str) -> Result<(Val
             namespace: Some(namespace),
             name,
         };
-        let found = api
-            .get(target)
-            .await
-            .map_err(|cause| Error::Request { object: id, cause })?;
+        let found = api.get(target).await.map_err(|error| Error::Request {
+            what: format!("read {id}"),
+            error,
+        })?;
         if let Some(machine) = found {
             return Ok((machine, Route::Annotation));
         }
@@ -260,9 +260,9 @@ pub async fn machine_of(api: &Api, catalog: &Catalog, node: &str) -> Result<(Val
     let all = api
         .list(&machines.api, "")
         .await
-        .map_err(|cause| Error::Request {
-            object: ObjectId::new(&machines.api.api_version, "Machine", None, "*"),
-            cause,
+        .map_err(|error| Error::Request {
+            what: "list Machines".to_owned(),
+            error,
         })?;
     find_machine(&node_object, &all)
         .map(|(machine, route)| (machine.clone(), route))
@@ -286,9 +286,9 @@ async fn get(
     };
     api.get(target)
         .await
-        .map_err(|cause| Error::Request {
-            object: id.clone(),
-            cause,
+        .map_err(|error| Error::Request {
+            what: format!("read {id}"),
+            error,
         })?
         .ok_or_else(|| Error::NotFound { object: id.clone() })
 }
@@ -316,9 +316,9 @@ async fn write_scale(
     })
     .await
     .map(drop)
-    .map_err(|cause| Error::Request {
-        object: id.clone(),
-        cause,
+    .map_err(|error| Error::Request {
+        what: format!("scale {id} to {to}"),
+        error,
     })
 }
 
@@ -336,8 +336,8 @@ async fn mark(
     api.send::<Value>(|| request.patch(id.name(), &params, &Patch::Merge(&body)))
         .await
         .map(drop)
-        .map_err(|cause| Error::Request {
-            object: id.clone(),
-            cause,
+        .map_err(|error| Error::Request {
+            what: format!("annotate {id}"),
+            error,
         })
 }

@@ -370,7 +370,7 @@ async fn a_replacement_that_never_comes_times_out_naming_what_it_waited_for() {
     let error = replace_node(&api, &catalog, &request, &|_| {})
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::Timeout { .. }), "{error}");
+    assert!(matches!(error, Error::NoReplacement { .. }), "{error}");
     assert!(
         error
             .to_string()

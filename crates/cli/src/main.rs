@@ -16,6 +16,7 @@ mod handoff;
 mod hints;
 mod inspect;
 mod local;
+mod node;
 mod output;
 mod plugins;
 mod progress;
@@ -60,6 +61,7 @@ enum Command {
     Certs(certs::CertsArgs),
     Plugins(plugins::PluginsArgs),
     Handoff(handoff::HandoffArgs),
+    Node(node::NodeArgs),
     Completions(CompletionsArgs),
     Man(ManArgs),
 }
@@ -194,6 +196,7 @@ fn main() -> std::process::ExitCode {
         Command::Certs(args) => certs::run(args),
         Command::Plugins(args) => plugins::run(args),
         Command::Handoff(args) => handoff::handoff(args),
+        Command::Node(args) => node::run(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     };

@@ -321,3 +321,33 @@ async fn validate_on_a_server_does_not_accept_objects_of_a_rejected_namespace() 
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn a_node_drain_reports_each_node_in_items() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("drain").await.unwrap();
+    let node = format!("{ns}-n");
+    common::node_with_pod(plane, &ns, &node, "bare");
+    let dir = tempfile::TempDir::new().unwrap();
+    let args = [
+        "node",
+        "drain",
+        &node,
+        "--force",
+        "--grace-period",
+        "0",
+        "-o",
+        "json",
+    ];
+    let drained = pinned(
+        "node-drain",
+        &exited(0, on_plane(plane, dir.path(), &args)),
+        // The eviction's version is the server's: policy/v1beta1 before 1.22.
+        &[
+            (ns.as_str(), "<ns>"),
+            ("policy/v1beta1", "<eviction>"),
+            ("policy/v1", "<eviction>"),
+        ],
+    );
+    assert_eq!(drained["items"][0]["outcome"], "drained", "{drained:#}");
+}

@@ -7,8 +7,10 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
 use kube::Client;
 use kube::api::{
-    DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions, PropagationPolicy,
+    DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions,
+    PropagationPolicy,
 };
+use kube::client::Body;
 use kube::core::{ApiResource, Request, Resource as _};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -238,7 +240,7 @@ impl Api {
         selector: Option<&str>,
     ) -> Result<Vec<MetaItem>, kube::Error> {
         let request = Request::new(DynamicObject::url_path(resource, namespace));
-        self.pages(selector, |params| request.list_metadata(params))
+        self.pages(selector, None, |params| request.list_metadata(params))
             .await
     }
 
@@ -253,20 +255,89 @@ impl Api {
         selector: &str,
     ) -> Result<Vec<Value>, kube::Error> {
         let request = Request::new(DynamicObject::url_path(resource, None));
-        self.pages(Some(selector), |params| request.list(params))
+        self.pages(Some(selector), None, |params| request.list(params))
             .await
+    }
+
+    /// Whole objects of a type, in one namespace or all, selected by label and by field
+    /// (`spec.nodeName=node-1`: the pods of a node); page by page.
+    ///
+    /// # Errors
+    ///
+    /// As [`Api::send`], for any page.
+    pub async fn list_selected<T: DeserializeOwned>(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        labels: Option<&str>,
+        fields: Option<&str>,
+    ) -> Result<Vec<T>, kube::Error> {
+        let request = Request::new(DynamicObject::url_path(resource, namespace));
+        self.pages(labels, fields, |params| request.list(params))
+            .await
+    }
+
+    /// Creates a subresource of an object (a pod's `eviction`) and returns the server's answer
+    /// as it came, status code and body, whatever the code: a 429 there is a disruption
+    /// budget's verdict with its causes in the body, not throttling to retry. Only a lost
+    /// connection is retried, as in [`Api::send`].
+    ///
+    /// # Errors
+    ///
+    /// The connection's error, when the server never answered; the breaker as in
+    /// [`Api::send`].
+    pub async fn create_subresource(
+        &self,
+        target: Target<'_>,
+        subresource: &str,
+        body: &Value,
+    ) -> Result<(u16, Vec<u8>), kube::Error> {
+        let bytes = serde_json::to_vec(body).map_err(kube::Error::SerdeError)?;
+        let request = target.request();
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            if self.lost.load(Ordering::Relaxed) {
+                return Err(kube::Error::Service(
+                    "not sent: the API server stopped answering earlier in this run".into(),
+                ));
+            }
+            let built = request
+                .create_subresource(
+                    subresource,
+                    target.name,
+                    &PostParams::default(),
+                    bytes.clone(),
+                )
+                .map_err(kube::Error::BuildRequest)?;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            match self.client.send(built.map(Body::from)).await {
+                Ok(response) => {
+                    let code = response.status().as_u16();
+                    let body = response.into_body().collect_bytes().await?;
+                    return Ok((code, body.to_vec()));
+                }
+                Err(error) if attempt < ATTEMPTS && is_transient(&error) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Follows `continue` tokens until the last page.
     async fn pages<T: DeserializeOwned>(
         &self,
         selector: Option<&str>,
+        fields: Option<&str>,
         make: impl Fn(&ListParams) -> Result<http::Request<Vec<u8>>, kube::core::request::Error>,
     ) -> Result<Vec<T>, kube::Error> {
         let mut items = Vec::new();
         let mut token = None;
         loop {
-            let params = list_params(selector, token.take());
+            let params = list_params(selector, fields, token.take());
             let page: Page<T> = self.send(|| make(&params)).await?;
             items.extend(page.items.into_iter().flatten());
             match page.metadata.continue_ {
@@ -277,10 +348,13 @@ impl Api {
     }
 }
 
-fn list_params(selector: Option<&str>, token: Option<String>) -> ListParams {
+fn list_params(selector: Option<&str>, fields: Option<&str>, token: Option<String>) -> ListParams {
     let mut params = ListParams::default().limit(PAGE);
     if let Some(selector) = selector {
         params = params.labels(selector);
+    }
+    if let Some(fields) = fields {
+        params = params.fields(fields);
     }
     if let Some(token) = token {
         params = params.continue_token(&token);

@@ -93,7 +93,7 @@ pub async fn connect(
     };
     let Some(kubeconfig) = kubeconfig else {
         let config = kube::Config::incluster().map_err(Error::InCluster)?;
-        let client = kube::Client::try_from(config).map_err(Error::Client)?;
+        let client = client(config)?;
         return Ok(Connection {
             client,
             context: "in-cluster".to_owned(),
@@ -109,8 +109,18 @@ pub async fn connect(
         Ok(config) => config,
         Err(source) => return Err(Error::Context { context, source }),
     };
-    let client = kube::Client::try_from(config).map_err(Error::Client)?;
-    Ok(Connection { client, context })
+    Ok(Connection {
+        client: client(config)?,
+        context,
+    })
+}
+
+/// The client without kube's own retry layer: [`crate::Api`] retries what is worth retrying,
+/// and a 429 can be an answer to read rather than throttling (a disruption budget refusing an
+/// eviction, which kube would otherwise retry with growing delays for minutes, unseen).
+fn client(mut config: kube::Config) -> Result<kube::Client> {
+    config.default_retry = false;
+    kube::Client::try_from(config).map_err(Error::Client)
 }
 
 /// The context to use, given the current one and the stage's.

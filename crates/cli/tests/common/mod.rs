@@ -144,3 +144,45 @@ pub(crate) fn on_plane(plane: &capstan_testenv::ControlPlane, dir: &Path, args: 
         .output()
         .unwrap()
 }
+
+/// A Node `node` and, bound to it, a pod `pod` in `ns` that declares no controller. There is no
+/// scheduler and no kubelet: the pod is created bound, and a drain with grace period 0 removes
+/// it at once.
+pub(crate) fn node_with_pod(
+    plane: &capstan_testenv::ControlPlane,
+    ns: &str,
+    node: &str,
+    pod: &str,
+) {
+    // Pods are admitted once their namespace's `default` service account exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !plane
+        .kubectl()
+        .args(["get", "serviceaccount", "default", "-n", ns])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no default service account in {ns}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let objects = format!(
+        "apiVersion: v1\nkind: Node\nmetadata: {{name: {node}}}\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata: {{name: {pod}, namespace: {ns}}}\n\
+         spec:\n  nodeName: {node}\n  automountServiceAccountToken: false\n  \
+         containers: [{{name: main, image: none}}]\n"
+    );
+    let mut child = plane
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), objects.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "kubectl apply failed");
+}
