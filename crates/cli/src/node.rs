@@ -1,14 +1,15 @@
-//! `capstan node cordon|uncordon|drain`: kubectl's node maintenance, with every blocker known
-//! before the first eviction and the disruption budgets that hold pods named.
+//! `capstan node cordon|uncordon|drain|remove|replace`: kubectl's node maintenance, with every
+//! blocker known before the first eviction and the disruption budgets that hold pods named, and
+//! ClusterAPI's way of removing and replacing the Machine behind a node.
 
 use std::io::Write as _;
 use std::time::Duration;
 
 use capstan_capi::{
-    Blocker, BudgetReport, CordonChange, Drain, DrainEvent, DrainOptions, Group, NodeDrain,
-    Outcome, PodFilters, PodRef, Warning,
+    Blocker, BudgetReport, CordonChange, DELETE_MACHINE_ANNOTATION, Drain, DrainEvent,
+    DrainOptions, Group, NodeDrain, Outcome, PodFilters, PodRef, Route, Warning,
 };
-use capstan_kube::Api;
+use capstan_kube::{Api, Catalog};
 use capstan_manifest::ObjectId;
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -34,6 +35,40 @@ enum NodeCommand {
     /// Cordon nodes, then evict their pods; every node's blockers are reported before the
     /// first eviction, nodes drain in parallel, and a disruption budget that holds pods is named
     Drain(DrainArgs),
+    /// Remove a ClusterAPI node for good: mark its Machine cluster.x-k8s.io/delete-machine and
+    /// scale the Machine's owner down by one, so that exactly this Machine goes
+    Remove(RemoveArgs),
+    /// Replace a ClusterAPI node: optionally drain it first, delete its Machine (its owner
+    /// creates another), and with --wait follow the new Machine until its Node is Ready
+    Replace(ReplaceArgs),
+}
+
+#[derive(Debug, Args)]
+struct RemoveArgs {
+    /// The node
+    #[arg(value_name = "NODE")]
+    node: String,
+    /// Have the server check both writes without making them
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct ReplaceArgs {
+    /// The node, its drain flags, --dry-run (show the Machine that would go), --context, -o
+    #[command(flatten)]
+    node: DrainArgs,
+    /// Cordon and drain the node before its Machine is deleted (with the drain flags)
+    #[arg(long)]
+    drain: bool,
+    /// Follow the replacement until its Node is Ready, at most this long [default: 15m]
+    #[arg(long, value_parser = crate::duration, num_args = 0..=1, default_missing_value = "15m",
+          value_name = "DURATION")]
+    wait: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +133,8 @@ pub(crate) fn run(args: &NodeArgs) -> Result<ExitCode, Failure> {
         NodeCommand::Cordon(args) => cordon(args, true),
         NodeCommand::Uncordon(args) => cordon(args, false),
         NodeCommand::Drain(args) => drain(args),
+        NodeCommand::Remove(args) => remove(args),
+        NodeCommand::Replace(args) => replace(args),
     }
 }
 
@@ -212,6 +249,108 @@ fn drain(args: &DrainArgs) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::Failure
     })
+}
+
+/// `capstan node remove -o json` and `replace -o json`.
+#[derive(Serialize)]
+struct MachineReport<'a, T: Serialize> {
+    #[serde(flatten)]
+    result: &'a T,
+    requests: usize,
+}
+
+fn remove(args: &RemoveArgs) -> Result<ExitCode, Failure> {
+    let (removal, requests) = block_on(async {
+        let cluster = args.cluster.connect(None).await?;
+        let api = Api::new(cluster.client);
+        let catalog = Catalog::discover(&api).await?;
+        let removal = capstan_capi::remove_node(&api, &catalog, &args.node, args.dry_run).await?;
+        Ok((removal, api.requests()))
+    })?;
+    if args.output.json() {
+        output::print(&MachineReport {
+            result: &removal,
+            requests,
+        })?;
+    } else {
+        let owner = &removal.owner;
+        say(&format!(
+            "node/{}: {} (found by {}) marked {DELETE_MACHINE_ANNOTATION}; {} scaled {} -> {}{}",
+            removal.node,
+            removal.machine,
+            route(removal.route),
+            owner.object,
+            owner.from,
+            owner.to,
+            dry_run_mark(args.dry_run)
+        ));
+    }
+    Ok(ExitCode::Success)
+}
+
+fn replace(args: &ReplaceArgs) -> Result<ExitCode, Failure> {
+    let node = &args.node;
+    let [name] = node.nodes.as_slice() else {
+        return Err(anyhow::anyhow!("replace takes one node, not {}", node.nodes.len()).into());
+    };
+    if args.drain {
+        let code = drain(node)?;
+        if code != ExitCode::Success {
+            return Ok(code);
+        }
+    }
+    let json = node.output.json();
+    let bar = Bar::new();
+    let on_progress = move |progress| {
+        if let (false, capstan_kube::Progress::Note(note)) = (json, &progress) {
+            say(note);
+        }
+        bar.update(Some(progress));
+    };
+    let mut request = capstan_capi::ReplaceRequest::new(name);
+    request.wait = args.wait;
+    let (replaced, requests) = block_on(async {
+        let cluster = node.cluster.connect(None).await?;
+        let api = Api::new(cluster.client);
+        let catalog = Catalog::discover(&api).await?;
+        if node.dry_run {
+            // Nothing to ask the server to check but the lookup: deleting is one request.
+            let (machine, route) = capstan_capi::machine_of(&api, &catalog, name).await?;
+            let machine = machine["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            return Ok((Err((machine, route)), api.requests()));
+        }
+        let replaced = capstan_capi::replace_node(&api, &catalog, &request, &on_progress).await?;
+        Ok((Ok(replaced), api.requests()))
+    })?;
+    match replaced {
+        Err((machine, found)) => say(&format!(
+            "node/{name}: Machine {machine} (found by {}) would be deleted (dry run: nothing deleted)",
+            route(found)
+        )),
+        Ok(replaced) if json => output::print(&MachineReport {
+            result: &replaced,
+            requests,
+        })?,
+        Ok(replaced) => {
+            say(&format!("node/{name}: {} deleted", replaced.machine));
+            if let (Some(machine), Some(new)) = (&replaced.replacement, &replaced.replacement_node)
+            {
+                say(&format!("node/{new} Ready: {machine} replaced it"));
+            }
+        }
+    }
+    Ok(ExitCode::Success)
+}
+
+fn route(route: Route) -> &'static str {
+    match route {
+        Route::Annotation => "its cluster.x-k8s.io/machine annotation",
+        Route::NodeRef => "the Machine's status.nodeRef",
+        _ => "its provider ID",
+    }
 }
 
 fn options(args: &DrainArgs) -> DrainOptions {

@@ -42,6 +42,25 @@ spec:
       infrastructureRef: {apiVersion: infrastructure.cluster.x-k8s.io/v1beta1, kind: HCloudMachineTemplate, name: workers}
 ";
 
+const MACHINE: &str = "\
+apiVersion: cluster.x-k8s.io/v1beta1
+kind: Machine
+metadata:
+  name: m-0
+  namespace: capi-cli
+  labels: {cluster.x-k8s.io/cluster-name: shop, cluster.x-k8s.io/deployment-name: md-0, cluster.x-k8s.io/set-name: md-0-abc}
+spec:
+  clusterName: shop
+  bootstrap: {dataSecretName: bootstrap}
+  infrastructureRef: {apiVersion: infrastructure.cluster.x-k8s.io/v1beta1, kind: HCloudMachine, name: m-0}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: capi-cli-n0
+  annotations: {cluster.x-k8s.io/machine: m-0, cluster.x-k8s.io/cluster-namespace: capi-cli}
+";
+
 fn json(output: &std::process::Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
         panic!(
@@ -170,4 +189,37 @@ async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
             .unwrap()
             .contains("no Cluster nope in namespace capi-cli")
     );
+
+    std::fs::write(dir.path().join("machine.yaml"), MACHINE).unwrap();
+    let deployed = capstan("deploy -f machine.yaml --discriminator capi-cli-m --yes");
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    let checked = capstan("node remove capi-cli-n0 --dry-run");
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        said.contains("node/capi-cli-n0: cluster.x-k8s.io/Machine capi-cli/m-0 (found by its cluster.x-k8s.io/machine annotation) marked cluster.x-k8s.io/delete-machine; cluster.x-k8s.io/MachineDeployment capi-cli/md-0 scaled 4 -> 3 (server dry run)"),
+        "{said}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let would = capstan("node replace capi-cli-n0 --dry-run");
+    assert!(String::from_utf8_lossy(&would.stdout).contains(
+        "Machine m-0 (found by its cluster.x-k8s.io/machine annotation) would be deleted (dry run: nothing deleted)"
+    ));
+    let removed = json(&capstan("node remove capi-cli-n0 -o json"));
+    assert_eq!(
+        (
+            &removed["route"],
+            &removed["owner"]["from"],
+            &removed["owner"]["to"]
+        ),
+        (&Value::from("annotation"), &Value::from(4), &Value::from(3))
+    );
+    assert_eq!(removed["machine"]["name"], "m-0");
+    let replaced = json(&capstan("node replace capi-cli-n0 -o json"));
+    assert_eq!(replaced["machine"]["name"], "m-0");
+    assert_eq!(replaced["replacement"], Value::Null);
+    assert!(replaced["requests"].as_u64().unwrap() > 0);
 }
