@@ -49,7 +49,8 @@
 //! # Prune guards
 //!
 //! Prune never deletes objects with ownerReferences, objects annotated
-//! [`SKIP_DELETE_ANNOTATION`] or `helm.sh/resource-policy: keep`, objects capstan never applied
+//! [`SKIP_DELETE_ANNOTATION`] or `helm.sh/resource-policy: keep`, objects handed to another
+//! deployer ([`HANDED_OFF_ANNOTATION`], Argo CD's [`ARGOCD_TRACKING_ANNOTATION`]), objects capstan never applied
 //! (unless [`Options::force_prune`]), Namespaces holding objects of the manifests, or CRDs of
 //! kinds the manifests use; and it does not run at all with an empty manifest set (unless
 //! [`Options::allow_empty`]), without a discriminator, or after a failed apply.
@@ -108,8 +109,8 @@ pub use crate::{
     planned::{Plan, Planned},
     redact::ValuePath,
     vocab::{
-        Action, Blind, Deletion, Event, HASH_ANNOTATION, Health, Keep, OWNER_ANNOTATION,
-        ObjectStatus, Orphan, Outcome, Owned, Progress, Removal, SKIP_DELETE_ANNOTATION,
-        STAMP_PREFIX,
+        ARGOCD_TRACKING_ANNOTATION, Action, Blind, Deletion, Event, HANDED_OFF_ANNOTATION,
+        HASH_ANNOTATION, Health, Keep, OWNER_ANNOTATION, ObjectStatus, Orphan, Outcome, Owned,
+        Progress, Removal, SKIP_DELETE_ANNOTATION, STAMP_PREFIX,
     },
 };

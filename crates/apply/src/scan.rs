@@ -12,7 +12,10 @@ use kube::core::ApiResource;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ownership;
-use crate::vocab::{Blind, Event, Keep, Owned, Progress, SKIP_DELETE_ANNOTATION};
+use crate::vocab::{
+    ARGOCD_TRACKING_ANNOTATION, Blind, Event, HANDED_OFF_ANNOTATION, Keep, Owned, Progress,
+    SKIP_DELETE_ANNOTATION,
+};
 
 /// Lists in flight at once when scanning every resource type.
 pub(crate) const SCAN_PARALLEL: usize = 16;
@@ -159,6 +162,14 @@ fn keep(cx: &Context, meta: &ObjectMeta, label: &Label, managed: bool) -> Option
     }
     if annotation("helm.sh/resource-policy") == Some("keep") {
         return Some(Keep::Protected("helm.sh/resource-policy: keep".to_owned()));
+    }
+    if let Some(to) = annotation(HANDED_OFF_ANNOTATION) {
+        return Some(Keep::HandedOff { to: to.to_owned() });
+    }
+    if let Some(id) = annotation(ARGOCD_TRACKING_ANNOTATION) {
+        return Some(Keep::HandedOff {
+            to: format!("argocd (tracking id {id})"),
+        });
     }
     if meta.deletion_timestamp.is_some() {
         return Some(Keep::Deleting);

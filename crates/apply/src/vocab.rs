@@ -23,6 +23,11 @@ pub const OWNER_ANNOTATION: &str = "capstan.io/owner";
 /// Annotation that keeps an object from ever being pruned or deleted by capstan.
 pub const SKIP_DELETE_ANNOTATION: &str = "capstan.io/skip-delete";
 
+pub use capstan_manifest::HANDED_OFF_ANNOTATION;
+
+/// Argo CD's annotation tracking: an object carrying it belongs to an Argo CD Application.
+pub const ARGOCD_TRACKING_ANNOTATION: &str = "argocd.argoproj.io/tracking-id";
+
 /// What applying an object does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -93,6 +98,13 @@ pub enum Keep {
     NotManaged,
     /// It is already being deleted.
     Deleting,
+    /// It was handed to another deployer ([`HANDED_OFF_ANNOTATION`], or Argo CD's tracking
+    /// annotation), which owns it now. Nothing overrides this.
+    #[serde(rename_all = "camelCase")]
+    HandedOff {
+        /// The deployer: the annotation's value, or `argocd` with Argo CD's tracking id.
+        to: String,
+    },
     /// A Namespace that still holds objects of the manifests, which deleting it would take
     /// along.
     HoldsManifestObjects,

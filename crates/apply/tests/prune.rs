@@ -84,6 +84,51 @@ async fn prune_deletes_orphans_and_keeps_what_the_guards_protect() {
 }
 
 #[tokio::test]
+async fn objects_handed_to_argo_cd_are_never_pruned_even_with_force_prune() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let (ns, _) = deployed(plane, "handed", 3, "v").await;
+    let annotate = |name: &str, annotation: &str| {
+        kubectl(plane, &["-n", &ns, "annotate", "cm", name, annotation]);
+    };
+    // As a handoff writes it, and as Argo CD's annotation tracking marks what it applied.
+    annotate("cm-1", "capstan.io/handed-off=argocd");
+    annotate(
+        "cm-2",
+        "argocd.argoproj.io/tracking-id=apps:/ConfigMap:handed/cm-2",
+    );
+
+    let mut forced = Options::default();
+    forced.force_prune = true;
+    let kept = manifest("handed", &config_maps(&ns, 1, "v"));
+    let done = deploy(plane, forced, &kept, with_prune()).await.unwrap();
+    assert!(done.succeeded());
+    let orphans = done.plan.orphans().unwrap();
+    let keep = |name: &str| {
+        orphans
+            .iter()
+            .find(|o| o.id.name() == name)
+            .unwrap()
+            .keep
+            .clone()
+    };
+    assert_eq!(
+        keep("cm-1"),
+        Some(Keep::HandedOff {
+            to: "argocd".into()
+        })
+    );
+    assert_eq!(
+        keep("cm-2"),
+        Some(Keep::HandedOff {
+            to: "argocd (tracking id apps:/ConfigMap:handed/cm-2)".into()
+        })
+    );
+    for name in ["cm-1", "cm-2"] {
+        assert!(exists(plane, "cm", &ns, name), "{name} must survive");
+    }
+}
+
+#[tokio::test]
 async fn objects_with_owner_references_are_never_pruned() {
     let plane = ControlPlane::shared().await.unwrap();
     let (ns, stage) = deployed(plane, "owned", 1, "v").await;

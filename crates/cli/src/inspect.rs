@@ -249,6 +249,7 @@ pub(crate) fn keep_text(keep: &Keep) -> String {
         Keep::Protected(annotation) => format!("protected by {annotation}"),
         Keep::NotManaged => "never applied by capstan (--force-prune deletes it)".to_owned(),
         Keep::Deleting => "already being deleted".to_owned(),
+        Keep::HandedOff { to } => format!("handed off to {to}, which owns it now"),
         Keep::HoldsManifestObjects => "holds objects of the stage".to_owned(),
         Keep::DefinesManifestKind => "defines a kind the stage uses".to_owned(),
         Keep::OwnedElsewhere { recorded, ours } => format!(

@@ -95,7 +95,7 @@ pub use escape::escape_controls;
 pub use id::ObjectId;
 pub use input::Input;
 pub use load::{LoadOptions, load, load_objects};
-pub use manifest::{Format, Label, Manifest, Wave};
+pub use manifest::{Format, HANDED_OFF_ANNOTATION, Label, Manifest, Wave};
 pub use object::Object;
 pub use order::Phase;
 pub use problem::{Location, Problem, ProblemKind, Problems};

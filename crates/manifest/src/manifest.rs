@@ -95,6 +95,12 @@ pub struct Manifest {
     label: Option<Label>,
 }
 
+/// Set by a handoff (`capstan handoff`) on every object it gives to another deployer, with
+/// the deployer's name: once that deployer applied it the object is its, and capstan's prune
+/// and delete keep it whatever its labels say. (SOPS-encrypted objects cannot carry it: a new
+/// key would break their MAC.)
+pub const HANDED_OFF_ANNOTATION: &str = "capstan.io/handed-off";
+
 /// Objects that can be applied together: one phase of one barrier group.
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use capstan_manifest::{ObjectId, TreeObject, write_tree};
+use capstan_manifest::{HANDED_OFF_ANNOTATION, ObjectId, TreeObject, write_tree};
 use capstan_plugin::{Handoff, HandoffObject, HandoffRequest, OutputFile, Source};
 use serde_json::{Value, json};
 
@@ -158,7 +158,8 @@ fn application(app: &str, members: &[Member<'_>], config: &Config) -> OutputFile
     }
 }
 
-/// The object as written: with its sync wave, unless it is encrypted.
+/// The object as written: with its sync wave and the mark that keeps capstan's prune off it,
+/// unless it is encrypted (a new key would break its MAC).
 fn written(member: &Member<'_>) -> Value {
     let mut object = member.object.sourced.object.clone();
     if let (false, Some(metadata)) = (member.object.encrypted, object["metadata"].as_object_mut()) {
@@ -167,6 +168,7 @@ fn written(member: &Member<'_>) -> Value {
             annotations
                 .entry(SYNC_WAVE)
                 .or_insert_with(|| json!(member.object.phase.to_string()));
+            annotations.insert(HANDED_OFF_ANNOTATION.to_owned(), json!("argocd"));
         }
     }
     object
