@@ -3,16 +3,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use capstan_testenv::ControlPlane;
-use common::on_plane;
+use common::{on_plane, shared_crds};
 use serde_json::Value;
-
-fn crds() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/crds/cluster-api-v1.5.0")
-}
 
 const STAGE: &str = "\
 apiVersion: v1
@@ -82,7 +75,9 @@ async fn scale_says_where_git_holds_the_count_and_status_gates_on_readiness() {
             &args.split_whitespace().collect::<Vec<_>>(),
         )
     };
-    let crds = crds();
+    let Some(crds) = shared_crds("cluster-api-v1.5.0") else {
+        return;
+    };
     let deployed = on_plane(
         plane,
         dir.path(),

@@ -3,18 +3,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use capstan_kube::{Api, Catalog, Target, condition};
 use capstan_testenv::{ControlPlane, User};
-use common::{exited, on_plane, succeeds};
+use common::{exited, on_plane, shared_crds, succeeds};
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
-
-fn crds() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/crds/cert-manager-v1.10.0")
-}
 
 fn json(output: &std::process::Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
@@ -61,7 +54,9 @@ async fn create(api: &Api, catalog: &Catalog, object: Value) {
 async fn list_reports_expiring_certificates_in_json_and_renew_triggers_issuance() {
     let plane = ControlPlane::shared().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let crds = crds();
+    let Some(crds) = shared_crds("cert-manager-v1.10.0") else {
+        return;
+    };
     succeeds(on_plane(
         plane,
         dir.path(),

@@ -186,3 +186,20 @@ pub(crate) fn node_with_pod(
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), objects.as_bytes()).unwrap();
     assert!(child.wait().unwrap().success(), "kubectl apply failed");
 }
+
+/// `../shared/testdata/crds/<name>`, or `None` (said on standard error) in a plain clone
+/// without `../shared`, where the tests that need it do not run.
+#[allow(clippy::print_stderr, reason = "a test says which cases it skipped")]
+pub(crate) fn shared_crds(name: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/crds")
+        .join(name);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    eprintln!(
+        "skipped: {} is not there (no ../shared beside the checkout)",
+        dir.display()
+    );
+    None
+}
