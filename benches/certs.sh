@@ -23,33 +23,11 @@ NS="${NS:-50}"
 SAMPLE="${SAMPLE:-100}"
 crds="$(realpath ../shared/testdata/crds/cert-manager-v1.10.0 2>/dev/null)" ||
   { echo "bench: needs ../shared/testdata/crds/cert-manager-v1.10.0" >&2; exit 1; }
-KUBEBUILDER_ASSETS="$(scripts/envtest.sh)"
-export KUBEBUILDER_ASSETS
-kubectl="$KUBEBUILDER_ASSETS/kubectl"
-capstan="${CAPSTAN:-${CARGO_TARGET_DIR:-target}/release/capstan}"
-if [ -z "${CAPSTAN:-}" ] && [ ! -x "$capstan" ]; then
-  cargo build --release -p capstan-cli >&2
-fi
-capstan="$(realpath "$capstan")"
-
-for tool in jq openssl base64; do
+for tool in openssl base64; do
   command -v "$tool" >/dev/null || { echo "bench: needs $tool" >&2; exit 1; }
 done
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-tmp="$(mktemp -d)"
-export HOME="$tmp/home" XDG_STATE_HOME="$tmp/state" KUBECONFIG="$tmp/kubeconfig"
-mkdir -p "$HOME"
-cleanup() {
-  "$capstan" local down --dir "$tmp/local" >/dev/null 2>&1 || say "capstan local down failed"
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-say "starting the local control plane in $tmp/local"
-"$capstan" local up --dir "$tmp/local" --no-switch >/dev/null
-KUBECONFIG="$("$capstan" local status --dir "$tmp/local" -o json | jq -er .clusterKubeconfig)"
+# shellcheck source=benches/plane.sh
+source benches/plane.sh
 "$kubectl" apply -f "$crds" >/dev/null
 "$kubectl" wait --for condition=established --timeout=120s crd --all >/dev/null
 sleep 2 # let discovery settle
