@@ -64,6 +64,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | `crds` | [`ControlPlane::install_crds`]: a folder of definitions, Established and served |
 //! | `control_plane`, `local` | the two front doors: a plane for one process, one that outlives it |
 //! | `launch` | each component's flags, free ports, waiting for readiness |
 //! | `binaries` | where etcd, kube-apiserver and kube-controller-manager are found |
@@ -73,6 +74,7 @@
 
 mod binaries;
 mod control_plane;
+mod crds;
 mod error;
 mod kubeconfig;
 mod launch;

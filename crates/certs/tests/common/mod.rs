@@ -6,11 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use capstan_kube::{Api, Backoff, Catalog, Target, condition, poll_until};
+use capstan_kube::{Api, Catalog, Target};
 use capstan_testenv::{ControlPlane, User};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams};
-use serde::Deserialize as _;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
@@ -38,74 +37,16 @@ pub async fn plane() -> Option<(&'static ControlPlane, Api, Catalog)> {
         .await
         .expect("the test control plane starts");
     let api = Api::new(plane.client(User::Admin).unwrap());
-    INSTALLED.get_or_init(|| install(&api)).await;
+    INSTALLED
+        .get_or_init(|| async {
+            plane
+                .install_crds(&crds_dir())
+                .await
+                .expect("the CRDs install");
+        })
+        .await;
     let catalog = Catalog::discover(&api).await.unwrap();
     Some((plane, api, catalog))
-}
-
-async fn install(api: &Api) {
-    let dir = crds_dir();
-    let catalog = Catalog::discover(api).await.unwrap();
-    let crds = catalog
-        .resolve("apiextensions.k8s.io", "v1", "CustomResourceDefinition")
-        .unwrap()
-        .api
-        .clone();
-    let mut names = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|error| panic!("cert-manager CRDs in {}: {error}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    files.sort();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        for document in serde_yaml::Deserializer::from_str(&text) {
-            let crd = Value::deserialize(document).unwrap();
-            if crd.is_null() {
-                continue;
-            }
-            let name = crd["metadata"]["name"].as_str().unwrap().to_owned();
-            let target = Target {
-                resource: &crds,
-                namespace: None,
-                name: &name,
-            };
-            api.apply(target, &crd, &PatchParams::apply(MANAGER).force())
-                .await
-                .unwrap();
-            names.push(name);
-        }
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let backoff = Backoff::exponential(Duration::from_millis(50), Duration::from_secs(1));
-    let ready = poll_until(deadline, backoff, async || {
-        for name in &names {
-            let target = Target {
-                resource: &crds,
-                namespace: None,
-                name,
-            };
-            let crd = api.get(target).await?;
-            if !crd.is_some_and(|crd| condition(&crd, "Established").is_some_and(|c| c.is_true())) {
-                return Ok(None);
-            }
-        }
-        let catalog = Catalog::discover(api)
-            .await
-            .map_err(|error| kube::Error::Service(error.to_string().into()))?;
-        Ok::<_, kube::Error>(
-            catalog
-                .resolve("acme.cert-manager.io", "v1", "Challenge")
-                .and(catalog.resolve("cert-manager.io", "v1", "Certificate"))
-                .map(|_| ()),
-        )
-    })
-    .await
-    .unwrap();
-    assert!(
-        ready.is_some(),
-        "cert-manager's CRDs became Established and served"
-    );
 }
 
 /// Creates (server-side applies) `object`, then writes its `status` through the subresource.

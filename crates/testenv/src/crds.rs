@@ -1,0 +1,99 @@
+//! Installing CustomResourceDefinitions from a folder, for tests of the tools that use them
+//! (ClusterAPI's, cert-manager's).
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use serde::Deserialize as _;
+
+use crate::User;
+use crate::control_plane::ControlPlane;
+use crate::error::{Error, Result};
+
+/// How long a definition may take to be Established and served.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+impl ControlPlane {
+    /// Server-side applies every CustomResourceDefinition in the YAML files of `dir` (in name
+    /// order, several documents a file allowed) and waits until each is Established and its
+    /// kinds are served, so a test can create its custom resources at once. Applying the same
+    /// folder again changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when a file cannot be read or is not YAML definitions, [`Error::Kube`] when
+    /// a request fails, [`Error::NotReady`] when a definition is not served in time.
+    pub async fn install_crds(&self, dir: &Path) -> Result<Vec<String>> {
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client(User::Admin)?);
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(Error::io(dir))?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|ext| ext == "yaml" || ext == "yml")
+            })
+            .collect();
+        files.sort();
+        let mut installed = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(Error::io(file.clone()))?;
+            for document in serde_yaml::Deserializer::from_str(&text) {
+                let crd = Option::<CustomResourceDefinition>::deserialize(document)
+                    .map_err(|error| Error::io(file.clone())(std::io::Error::other(error)))?;
+                let Some(crd) = crd else { continue };
+                let name = crd.metadata.name.clone().unwrap_or_default();
+                let params = PatchParams::apply("capstan-testenv").force();
+                crds.patch(&name, &params, &Patch::Apply(&crd))
+                    .await
+                    .map_err(Error::Kube)?;
+                installed.push((name, crd));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + READY_WITHIN;
+        for (name, crd) in &installed {
+            while !self.served(&crds, name, crd).await? {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Error::NotReady {
+                        timeout: READY_WITHIN,
+                        waiting_for: format!("CustomResourceDefinition {name} to be served"),
+                        logs: String::new(),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(installed.into_iter().map(|(name, _)| name).collect())
+    }
+
+    /// Whether `name` is Established and discovery lists its plural at its storage version.
+    async fn served(
+        &self,
+        crds: &Api<CustomResourceDefinition>,
+        name: &str,
+        crd: &CustomResourceDefinition,
+    ) -> Result<bool> {
+        let live = crds.get(name).await.map_err(Error::Kube)?;
+        let established = live
+            .status
+            .and_then(|status| status.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|condition| condition.type_ == "Established" && condition.status == "True");
+        if !established {
+            return Ok(false);
+        }
+        let spec = &crd.spec;
+        let Some(version) = spec.versions.iter().find(|version| version.storage) else {
+            return Ok(true);
+        };
+        let group_version = format!("{}/{}", spec.group, version.name);
+        let served = self
+            .client(User::Admin)?
+            .list_api_group_resources(&group_version)
+            .await
+            .is_ok_and(|list| list.resources.iter().any(|r| r.name == spec.names.plural));
+        Ok(served)
+    }
+}
