@@ -1,16 +1,19 @@
 //! Day-2 operations on ClusterAPI clusters, the parts operators do today with `kubectl scale`,
 //! `kubectl drain` and `clusterctl describe`.
 //!
-//! This first part is the decisions, which need no server: which pods a drain evicts, skips or
-//! is blocked by ([`DrainPlan`], `kubectl drain`'s filters in its order), the eviction body that
-//! makes a grace period take effect ([`eviction_body`]), what the server's answer means and
-//! which disruption budgets hold a pod ([`Answer`], [`budget_reports`]), which scales ClusterAPI would refuse or
-//! undo ([`scale::check`]), which Machine runs a Node ([`find_machine`]), and a cluster's
-//! status as a tree with a verdict ([`tree`]). The requests that
-//! carry them out build on `capstan-kube`'s API wrapper, discovery and waits: [`cordon`],
-//! [`uncordon`] and [`drain`], which cordons every node and plans each before the first
-//! eviction, evicts in parallel within a bound, retries what a disruption budget refuses and
-//! reports the budget once it has held a pod for a while, and waits for the pods to go by UID.
+//! The decisions need no server: which pods a drain evicts, skips or is blocked by
+//! ([`DrainPlan`], `kubectl drain`'s filters in its order), the eviction body that makes a grace
+//! period take effect ([`eviction_body`]), what the server's answer means and which disruption
+//! budgets hold a pod ([`Answer`], [`budget_reports`]), which scales ClusterAPI would refuse or
+//! undo ([`scale::check`]), which Machine runs a Node ([`find_machine`]), and a cluster's status
+//! as a tree with a verdict ([`tree`]).
+//!
+//! The requests that carry them out build on `capstan-kube`'s API wrapper, discovery and
+//! waits: [`scale`], [`remove_node`] and [`replace_node`], [`inventory`] for the tree, and
+//! [`cordon`], [`uncordon`] and [`drain`], which cordons every node and plans each before the
+//! first eviction, evicts in parallel within a bound, retries what a disruption budget refuses
+//! and reports the budget once it has held a pod for a while, and waits for the pods to go by
+//! UID.
 //!
 //! ```no_run
 //! use capstan_capi::{DrainOptions, drain};
@@ -55,7 +58,6 @@
 //! | `scaling` | [`scale`] through `/scale`, and [`remove_node`]: mark the Machine, shrink its owner |
 //! | `replace` | [`replace_node`]: delete the Machine, follow its replacement to a Ready Node |
 //! | `live` | the [`inventory`] of ClusterAPI objects a [`tree`] is drawn from |
-//! | `error` | the crate's error type |
 //! | `machine` | Node → Machine (annotation, `nodeRef`, provider ID) and the owner to scale down |
 //! | `node` | [`cordon`] and [`uncordon`] |
 //! | `drainer` | [`drain`]: cordon, plan every node, then evict in parallel; the [`Drain`] result |
