@@ -9,7 +9,7 @@
 //! as a tree with a verdict ([`tree`]).
 //!
 //! The requests that carry them out build on `capstan-kube`'s API wrapper, discovery and
-//! waits: [`scale`], [`remove_node`] and [`replace_node`], [`inventory`] for the tree, and
+//! waits: [`scale()`], [`remove_node`] and [`replace_node`], [`inventory`] for the tree, and
 //! [`cordon`], [`uncordon`] and [`drain`], which cordons every node and plans each before the
 //! first eviction, evicts in parallel within a bound, retries what a disruption budget refuses
 //! and reports the budget once it has held a pod for a while, and waits for the pods to go by
