@@ -23,12 +23,7 @@ async fn a_machine_deployment_scales_to_a_count_or_by_a_delta_and_a_dry_run_chan
         return;
     };
     let ns = plane.create_namespace("capi-scale").await.unwrap();
-    create(
-        &api,
-        &catalog,
-        &machine_deployment(&ns, "md-0", 2, json!({})),
-    )
-    .await;
+    create(&machine_deployment(&ns, "md-0", 2, json!({}))).await;
     let by = ScaleRequest::new(ScaleKind::MachineDeployment, &ns, "md-0", Change::By(1));
     let scaled = scale(&api, &catalog, &by).await.unwrap();
     assert_eq!((scaled.from, scaled.to), (2, 3));
@@ -53,12 +48,7 @@ async fn refused_scales_write_nothing_and_say_why() {
         return;
     };
     let ns = plane.create_namespace("capi-refuse").await.unwrap();
-    create(
-        &api,
-        &catalog,
-        &control_plane(&ns, "cp", 3, json!({"local": {}})),
-    )
-    .await;
+    create(&control_plane(&ns, "cp", 3, json!({"local": {}}))).await;
     let even = ScaleRequest::new(ScaleKind::KubeadmControlPlane, &ns, "cp", Change::By(1));
     let error = scale(&api, &catalog, &even).await.unwrap_err();
     assert!(
@@ -99,7 +89,7 @@ async fn refused_scales_write_nothing_and_say_why() {
             "cluster.x-k8s.io/cluster-name": "shop"
         }),
     );
-    create(&api, &catalog, &managed).await;
+    create(&managed).await;
     let request = ScaleRequest::new(ScaleKind::MachineDeployment, &ns, "md-topo", Change::To(3));
     let error = scale(&api, &catalog, &request).await.unwrap_err();
     assert!(
@@ -117,57 +107,36 @@ async fn refused_scales_write_nothing_and_say_why() {
 
 /// A MachineDeployment of `replicas` and one Machine of it per `(machine, node)` pair, each
 /// Node found by a different route.
-async fn workers(api: &capstan_kube::Api, catalog: &capstan_kube::Catalog, ns: &str) {
-    create(api, catalog, &machine_deployment(ns, "md-0", 3, json!({}))).await;
+async fn workers(ns: &str) {
+    create(&machine_deployment(ns, "md-0", 3, json!({}))).await;
     let labels = json!({"cluster.x-k8s.io/deployment-name": "md-0", "cluster.x-k8s.io/set-name": "md-0-abc"});
-    create(
-        api,
-        catalog,
-        &machine(ns, "m-annotated", labels.clone(), None, None),
-    )
+    create(&machine(ns, "m-annotated", labels.clone(), None, None)).await;
+    create(&machine(
+        ns,
+        "m-ref",
+        labels.clone(),
+        Some(&format!("{ns}-ref")),
+        None,
+    ))
     .await;
-    create(
-        api,
-        catalog,
-        &machine(
-            ns,
-            "m-ref",
-            labels.clone(),
-            Some(&format!("{ns}-ref")),
-            None,
-        ),
-    )
-    .await;
-    create(
-        api,
-        catalog,
-        &machine(ns, "m-id", labels, None, Some(&format!("hcloud://{ns}"))),
-    )
+    create(&machine(
+        ns,
+        "m-id",
+        labels,
+        None,
+        Some(&format!("hcloud://{ns}")),
+    ))
     .await;
     let annotations =
         json!({MACHINE_ANNOTATION: "m-annotated", "cluster.x-k8s.io/cluster-namespace": ns});
-    create(
-        api,
-        catalog,
-        &node(&format!("{ns}-annotated"), annotations, None, true),
-    )
-    .await;
-    create(
-        api,
-        catalog,
-        &node(&format!("{ns}-ref"), json!({}), None, true),
-    )
-    .await;
-    create(
-        api,
-        catalog,
-        &node(
-            &format!("{ns}-id"),
-            json!({}),
-            Some(&format!("hcloud://{ns}")),
-            true,
-        ),
-    )
+    create(&node(&format!("{ns}-annotated"), annotations, None, true)).await;
+    create(&node(&format!("{ns}-ref"), json!({}), None, true)).await;
+    create(&node(
+        &format!("{ns}-id"),
+        json!({}),
+        Some(&format!("hcloud://{ns}")),
+        true,
+    ))
     .await;
 }
 
@@ -177,7 +146,7 @@ async fn removing_a_node_marks_its_machine_and_scales_the_owner_down_by_each_rou
         return;
     };
     let ns = plane.create_namespace("capi-remove").await.unwrap();
-    workers(&api, &catalog, &ns).await;
+    workers(&ns).await;
 
     let dry = remove_node(&api, &catalog, &format!("{ns}-annotated"), true)
         .await
@@ -237,16 +206,12 @@ async fn a_node_without_a_machine_or_an_owner_to_shrink_is_refused_before_any_wr
         return;
     };
     let ns = plane.create_namespace("capi-orphan").await.unwrap();
-    create(
-        &api,
-        &catalog,
-        &node(
-            &format!("{ns}-bare"),
-            json!({}),
-            Some("hcloud://none"),
-            true,
-        ),
-    )
+    create(&node(
+        &format!("{ns}-bare"),
+        json!({}),
+        Some("hcloud://none"),
+        true,
+    ))
     .await;
     let error = remove_node(&api, &catalog, &format!("{ns}-bare"), false)
         .await
@@ -258,23 +223,13 @@ async fn a_node_without_a_machine_or_an_owner_to_shrink_is_refused_before_any_wr
              annotation, names it in status.nodeRef, or has its provider ID hcloud://none"
         )
     );
-    create(
-        &api,
-        &catalog,
-        &control_plane(&ns, "cp", 1, json!({"local": {}})),
-    )
-    .await;
+    create(&control_plane(&ns, "cp", 1, json!({"local": {}}))).await;
     let labels =
         json!({"cluster.x-k8s.io/control-plane": "", "cluster.x-k8s.io/control-plane-name": "cp"});
     let mut only = machine(&ns, "cp-0", labels, Some(&format!("{ns}-cp")), None);
     only["metadata"]["ownerReferences"] = json!([{"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "KubeadmControlPlane", "name": "cp", "uid": "00000000-0000-0000-0000-000000000000", "controller": true}]);
-    create(&api, &catalog, &only).await;
-    create(
-        &api,
-        &catalog,
-        &node(&format!("{ns}-cp"), json!({}), None, true),
-    )
-    .await;
+    create(&only).await;
+    create(&node(&format!("{ns}-cp"), json!({}), None, true)).await;
     let error = remove_node(&api, &catalog, &format!("{ns}-cp"), false)
         .await
         .unwrap_err();
@@ -304,38 +259,24 @@ async fn replacing_a_node_deletes_its_machine_and_follows_the_new_one_to_a_ready
         return;
     };
     let ns = plane.create_namespace("capi-replace").await.unwrap();
-    workers(&api, &catalog, &ns).await;
+    workers(&ns).await;
     // The MachineSet controller's part: a new Machine, later a Ready Node for it.
     let controller = async {
-        let (controller_api, controller_catalog, ns2) = (&api, &catalog, &ns);
+        let ns2 = &ns;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let labels = json!({"cluster.x-k8s.io/deployment-name": "md-0", "cluster.x-k8s.io/set-name": "md-0-abc"});
-        create(
-            controller_api,
-            controller_catalog,
-            &machine(
-                ns2,
-                "m-new",
-                labels,
-                Some(format!("{ns}-new").as_str()),
-                None,
-            ),
-        )
+        create(&machine(
+            ns2,
+            "m-new",
+            labels,
+            Some(format!("{ns}-new").as_str()),
+            None,
+        ))
         .await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        create(
-            controller_api,
-            controller_catalog,
-            &node(&format!("{ns}-new"), json!({}), None, false),
-        )
-        .await;
+        create(&node(&format!("{ns}-new"), json!({}), None, false)).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        create(
-            controller_api,
-            controller_catalog,
-            &node(&format!("{ns}-new"), json!({}), None, true),
-        )
-        .await;
+        create(&node(&format!("{ns}-new"), json!({}), None, true)).await;
     };
     let mut request = ReplaceRequest::new(&format!("{ns}-ref"));
     request.wait = Some(Duration::from_secs(60));
@@ -376,7 +317,7 @@ async fn a_replacement_that_never_comes_times_out_naming_what_it_waited_for() {
         return;
     };
     let ns = plane.create_namespace("capi-late").await.unwrap();
-    workers(&api, &catalog, &ns).await;
+    workers(&ns).await;
     let mut request = ReplaceRequest::new(&format!("{ns}-id"));
     request.wait = Some(Duration::from_secs(2));
     let error = replace_node(&api, &catalog, &request, &|_| {})

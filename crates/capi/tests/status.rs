@@ -16,14 +16,9 @@ fn ready(status: &str, reason: &str) -> Value {
     json!({"conditions": [condition]})
 }
 
-async fn with_status(
-    api: &capstan_kube::Api,
-    catalog: &capstan_kube::Catalog,
-    mut object: Value,
-    status: Value,
-) {
+async fn with_status(mut object: Value, status: Value) {
     object["status"] = status;
-    create(api, catalog, &object).await;
+    create(&object).await;
 }
 
 #[tokio::test]
@@ -37,18 +32,14 @@ async fn a_small_clusters_tree_is_read_at_the_served_version_and_gates_on_readin
         "metadata": {"name": "shop", "namespace": ns},
         "spec": {"controlPlaneRef": {"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "KubeadmControlPlane", "name": "cp"}}
     });
-    with_status(&api, &catalog, cluster, ready("True", "")).await;
+    with_status(cluster, ready("True", "")).await;
     with_status(
-        &api,
-        &catalog,
         control_plane(&ns, "cp", 3, json!({"local": {}})),
         ready("True", ""),
     )
     .await;
     let md_labels = json!({"cluster.x-k8s.io/cluster-name": "shop"});
     with_status(
-        &api,
-        &catalog,
         machine_deployment(&ns, "md-0", 2, md_labels),
         ready("False", "WaitingForAvailableMachines"),
     )
@@ -56,19 +47,11 @@ async fn a_small_clusters_tree_is_read_at_the_served_version_and_gates_on_readin
     for name in ["cp-a", "cp-b", "cp-c"] {
         let labels =
             json!({"cluster.x-k8s.io/cluster-name": "shop", "cluster.x-k8s.io/control-plane": ""});
-        with_status(
-            &api,
-            &catalog,
-            machine(&ns, name, labels, None, None),
-            ready("True", ""),
-        )
-        .await;
+        with_status(machine(&ns, name, labels, None, None), ready("True", "")).await;
     }
     for (name, state) in [("md-0-x", "True"), ("md-0-y", "False")] {
         let labels = json!({"cluster.x-k8s.io/cluster-name": "shop", "cluster.x-k8s.io/deployment-name": "md-0"});
         with_status(
-            &api,
-            &catalog,
             machine(&ns, name, labels, None, None),
             ready(state, "NodeNotReady"),
         )

@@ -31,90 +31,65 @@ async fn list_reads_expiry_from_the_secret_and_warns_of_every_disagreement() {
         return;
     };
     let ns = plane.create_namespace("certs-list").await.unwrap();
-    let fine = healthy(&api, &catalog, &ns, "fine", 60).await;
+    let fine = healthy(&ns, "fine", 60).await;
     let (start, end) = (from_now(-DAY), from_now(60 * DAY));
     // Status says one end, the Secret's certificate another.
     let served_end = from_now(20 * DAY);
     let (crt, key) = issue(&["drift.example.com"], start, served_end);
-    create(
-        &api,
-        &catalog,
-        &secret(&ns, "drift-tls", json!({"tls.crt": crt, "tls.key": key})),
-    )
+    create(&secret(
+        &ns,
+        "drift-tls",
+        json!({"tls.crt": crt, "tls.key": key}),
+    ))
     .await;
-    create(
-        &api,
-        &catalog,
-        &certificate(
-            &ns,
-            "drift",
-            "drift-tls",
-            &["drift.example.com"],
-            ready_status(start, end, 1),
-        ),
-    )
+    create(&certificate(
+        &ns,
+        "drift",
+        "drift-tls",
+        &["drift.example.com"],
+        ready_status(start, end, 1),
+    ))
     .await;
-    create(
-        &api,
-        &catalog,
-        &certificate(
-            &ns,
-            "orphan",
-            "gone-tls",
-            &["orphan.example.com"],
-            ready_status(start, end, 1),
-        ),
-    )
+    create(&certificate(
+        &ns,
+        "orphan",
+        "gone-tls",
+        &["orphan.example.com"],
+        ready_status(start, end, 1),
+    ))
     .await;
     let (crt, key) = issue(&["old.example.com"], start, end);
-    create(
-        &api,
-        &catalog,
-        &secret(&ns, "names-tls", json!({"tls.crt": crt, "tls.key": key})),
-    )
+    create(&secret(
+        &ns,
+        "names-tls",
+        json!({"tls.crt": crt, "tls.key": key}),
+    ))
     .await;
-    create(
-        &api,
-        &catalog,
-        &certificate(
-            &ns,
-            "names",
-            "names-tls",
-            &["new.example.com", "old.example.com"],
-            ready_status(start, end, 1),
-        ),
-    )
+    create(&certificate(
+        &ns,
+        "names",
+        "names-tls",
+        &["new.example.com", "old.example.com"],
+        ready_status(start, end, 1),
+    ))
     .await;
-    create(&api, &catalog, &secret(&ns, "garbled-tls", json!({"tls.crt": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "tls.key": "k"}))).await;
-    create(
-        &api,
-        &catalog,
-        &certificate(
-            &ns,
-            "garbled",
-            "garbled-tls",
-            &["garbled.example.com"],
-            ready_status(start, end, 1),
-        ),
-    )
+    create(&secret(&ns, "garbled-tls", json!({"tls.crt": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "tls.key": "k"}))).await;
+    create(&certificate(
+        &ns,
+        "garbled",
+        "garbled-tls",
+        &["garbled.example.com"],
+        ready_status(start, end, 1),
+    ))
     .await;
-    create(
-        &api,
-        &catalog,
-        &secret(&ns, "opaque-tls", json!({"other": "x"})),
-    )
-    .await;
-    create(
-        &api,
-        &catalog,
-        &certificate(
-            &ns,
-            "opaque",
-            "opaque-tls",
-            &["opaque.example.com"],
-            json!({}),
-        ),
-    )
+    create(&secret(&ns, "opaque-tls", json!({"other": "x"}))).await;
+    create(&certificate(
+        &ns,
+        "opaque",
+        "opaque-tls",
+        &["opaque.example.com"],
+        json!({}),
+    ))
     .await;
 
     let before = api.requests();
@@ -215,8 +190,8 @@ async fn expiring_within_keeps_what_ends_before_the_horizon_and_selectors_select
         return;
     };
     let ns = plane.create_namespace("certs-expiring").await.unwrap();
-    healthy(&api, &catalog, &ns, "soon", 10).await;
-    healthy(&api, &catalog, &ns, "later", 60).await;
+    healthy(&ns, "soon", 10).await;
+    healthy(&ns, "later", 60).await;
     let mut request = ListRequest::new(Some(&ns));
     request.expiring_within = Some(Duration::from_secs(30 * 86_400));
     let items = list_certificates(&api, &catalog, &request).await.unwrap();
@@ -242,7 +217,7 @@ async fn inspect_shows_the_served_certificate_and_the_requests_of_a_healthy_and_
         return;
     };
     let ns = plane.create_namespace("certs-inspect").await.unwrap();
-    let web = healthy(&api, &catalog, &ns, "web", 60).await;
+    let web = healthy(&ns, "web", 60).await;
     let request = |name: &str,
                    owner: &serde_json::Value,
                    revision: i64,
@@ -261,7 +236,7 @@ async fn inspect_shows_the_served_certificate_and_the_requests_of_a_healthy_and_
                 "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
         })
     };
-    create(&api, &catalog, &request("web-1", &web, 1, "True", "Issued")).await;
+    create(&request("web-1", &web, 1, "True", "Issued")).await;
     let report = inspect(&api, &catalog, &ns, "web").await.unwrap();
     assert!(report.summary.ready);
     assert_eq!(report.revision, Some(1));
@@ -276,7 +251,7 @@ async fn inspect_shows_the_served_certificate_and_the_requests_of_a_healthy_and_
     assert_eq!(served.key_algorithm, "ecdsa");
     assert_eq!(report.next_retry, None);
 
-    let failed = create(&api, &catalog, &certificate(&ns, "broken", "broken-tls", &["broken.example.com"], json!({
+    let failed = create(&certificate(&ns, "broken", "broken-tls", &["broken.example.com"], json!({
         "conditions": [
             {"type": "Ready", "status": "False", "reason": "DoesNotExist", "message": "Issuing certificate as Secret does not exist", "lastTransitionTime": "2026-01-01T00:00:00Z"},
             {"type": "Issuing", "status": "False", "reason": "Failed", "message": "The certificate request has failed to complete and will be retried", "lastTransitionTime": "2026-01-01T00:00:00Z"}
@@ -284,12 +259,7 @@ async fn inspect_shows_the_served_certificate_and_the_requests_of_a_healthy_and_
         "lastFailureTime": "2026-01-01T00:00:00Z",
         "failedIssuanceAttempts": 3
     }))).await;
-    create(
-        &api,
-        &catalog,
-        &request("broken-1", &failed, 1, "False", "Failed"),
-    )
-    .await;
+    create(&request("broken-1", &failed, 1, "False", "Failed")).await;
     let report = inspect(&api, &catalog, &ns, "broken").await.unwrap();
     assert!(!report.summary.ready);
     assert_eq!(report.summary.reason.as_deref(), Some("DoesNotExist"));
@@ -363,8 +333,8 @@ async fn renew_sets_issuing_goes_on_past_failures_and_waits_for_the_new_revision
         return;
     };
     let ns = plane.create_namespace("certs-renew").await.unwrap();
-    healthy(&api, &catalog, &ns, "web", 60).await;
-    let busy = healthy(&api, &catalog, &ns, "busy", 60).await;
+    healthy(&ns, "web", 60).await;
+    let busy = healthy(&ns, "busy", 60).await;
     let mut busy_status = busy["status"].clone();
     busy_status["conditions"].as_array_mut().unwrap().push(json!({
         "type": "Issuing", "status": "True", "reason": "Renewing", "message": "Renewing certificate as renewal was scheduled",
@@ -462,7 +432,7 @@ async fn renew_sets_issuing_goes_on_past_failures_and_waits_for_the_new_revision
         (Some("ManuallyTriggered"), Some("2026-01-01T00:00:00Z"))
     );
 
-    healthy(&api, &catalog, &ns, "legacy", 60).await;
+    healthy(&ns, "legacy", 60).await;
     let mut request = RenewRequest::new(&ns, &["legacy"]);
     request.delete_secret = true;
     let renewals = renew(&api, &catalog, &request, &|_| {}).await.unwrap();
@@ -515,19 +485,15 @@ async fn the_ingress_check_finds_conflicts_missing_certificates_and_missing_secr
         return;
     };
     let ns = plane.create_namespace("certs-ingress").await.unwrap();
-    healthy(&api, &catalog, &ns, "shop", 60).await;
+    healthy(&ns, "shop", 60).await;
     let (start, end) = (from_now(-DAY), from_now(60 * DAY));
-    create(
-        &api,
-        &catalog,
-        &certificate(
-            &ns,
-            "pending-tls",
-            "pending-tls",
-            &["pending.example.com"],
-            ready_status(start, end, 1),
-        ),
-    )
+    create(&certificate(
+        &ns,
+        "pending-tls",
+        "pending-tls",
+        &["pending.example.com"],
+        ready_status(start, end, 1),
+    ))
     .await;
     let ingress = |name: &str, annotations: serde_json::Value, tls: serde_json::Value| {
         json!({
@@ -537,39 +503,27 @@ async fn the_ingress_check_finds_conflicts_missing_certificates_and_missing_secr
                 "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}
         })
     };
-    create(
-        &api,
-        &catalog,
-        &ingress(
-            "plain",
-            json!({}),
-            json!([{"hosts": ["x.example.com"], "secretName": "x-tls"}]),
-        ),
-    )
+    create(&ingress(
+        "plain",
+        json!({}),
+        json!([{"hosts": ["x.example.com"], "secretName": "x-tls"}]),
+    ))
     .await;
-    create(
-        &api,
-        &catalog,
-        &ingress(
-            "both",
-            json!({"cert-manager.io/issuer": "a", "cert-manager.io/cluster-issuer": "b"}),
-            json!([]),
-        ),
-    )
+    create(&ingress(
+        "both",
+        json!({"cert-manager.io/issuer": "a", "cert-manager.io/cluster-issuer": "b"}),
+        json!([]),
+    ))
     .await;
-    create(
-        &api,
-        &catalog,
-        &ingress(
-            "shop",
-            json!({"cert-manager.io/cluster-issuer": "ca"}),
-            json!([
-                {"hosts": ["shop.example.com"], "secretName": "shop-tls"},
-                {"hosts": ["new.example.com"], "secretName": "new-tls"},
-                {"hosts": ["pending.example.com"], "secretName": "pending-tls"}
-            ]),
-        ),
-    )
+    create(&ingress(
+        "shop",
+        json!({"cert-manager.io/cluster-issuer": "ca"}),
+        json!([
+            {"hosts": ["shop.example.com"], "secretName": "shop-tls"},
+            {"hosts": ["new.example.com"], "secretName": "new-tls"},
+            {"hosts": ["pending.example.com"], "secretName": "pending-tls"}
+        ]),
+    ))
     .await;
     // `shop-tls` is filled by Certificate `shop`, which is named otherwise and not controlled
     // by the Ingress: ingress-shim would make its own, so it counts as missing.

@@ -5,7 +5,6 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use capstan_capi::scale::{Change, ScaleKind};
 use capstan_capi::{Health, Row, ScaleRequest, Scaled, State, TreeOptions, inventory, scale, tree};
-use capstan_kube::{Api, Catalog};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -132,14 +131,6 @@ pub(crate) fn run(args: &CapiArgs) -> Result<ExitCode, Failure> {
     }
 }
 
-/// Connects, and discovers what the server serves.
-async fn connect(cluster: &ClusterArgs) -> anyhow::Result<(Api, Catalog)> {
-    let cluster = cluster.connect(None).await?;
-    let api = Api::new(cluster.client);
-    let catalog = Catalog::discover(&api).await?;
-    Ok((api, catalog))
-}
-
 fn run_scale(args: &ScaleArgs) -> Result<ExitCode, Failure> {
     let (kind, name) = args
         .target
@@ -167,7 +158,7 @@ fn run_scale(args: &ScaleArgs) -> Result<ExitCode, Failure> {
     let mut request = ScaleRequest::new(kind, &args.namespace, name, change);
     request.dry_run = args.dry_run;
     let (scaled, requests) = block_on(async {
-        let (api, catalog) = connect(&args.cluster).await?;
+        let (api, catalog) = args.cluster.discover().await?;
         let scaled = scale(&api, &catalog, &request).await?;
         Ok((scaled, api.requests()))
     })?;
@@ -285,7 +276,7 @@ fn write_back(held: &ManifestCount, to: i32) -> anyhow::Result<()> {
 
 fn run_status(args: &StatusArgs) -> Result<ExitCode, Failure> {
     let (objects, requests) = block_on(async {
-        let (api, catalog) = connect(&args.cluster).await?;
+        let (api, catalog) = args.cluster.discover().await?;
         let objects = inventory(&api, &catalog, Some(&args.namespace)).await?;
         Ok((objects, api.requests()))
     })?;

@@ -9,7 +9,7 @@ use capstan_certs::{
     CertificateItem, Inspection, ListRequest, RenewRequest, Step, check_api, check_ingress,
     inspect, list_certificates, renew,
 };
-use capstan_kube::{Api, Catalog};
+use capstan_kube::Api;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -193,13 +193,6 @@ pub(crate) fn run(args: &CertsArgs) -> Result<ExitCode, Failure> {
     }
 }
 
-async fn connect(cluster: &ClusterArgs) -> anyhow::Result<(Api, Catalog)> {
-    let cluster = cluster.connect(None).await?;
-    let api = Api::new(cluster.client);
-    let catalog = Catalog::discover(&api).await?;
-    Ok((api, catalog))
-}
-
 fn time(at: Option<k8s_openapi::jiff::Timestamp>) -> String {
     at.map_or_else(|| "<none>".to_owned(), |at| at.to_string())
 }
@@ -213,7 +206,7 @@ fn run_list(args: &ListArgs) -> Result<ExitCode, Failure> {
     request.selector.clone_from(&args.selector);
     request.expiring_within = args.expiring_within;
     let (items, requests) = block_on(async {
-        let (api, catalog) = connect(&args.cluster).await?;
+        let (api, catalog) = args.cluster.discover().await?;
         let items = list_certificates(&api, &catalog, &request).await?;
         Ok((items, api.requests()))
     })?;
@@ -301,7 +294,7 @@ struct InspectReport<'a> {
 
 fn run_inspect(args: &InspectArgs) -> Result<ExitCode, Failure> {
     let (report, requests) = block_on(async {
-        let (api, catalog) = connect(&args.cluster).await?;
+        let (api, catalog) = args.cluster.discover().await?;
         let report = inspect(&api, &catalog, &args.namespace, &args.name).await?;
         Ok((report, api.requests()))
     })?;
@@ -479,7 +472,7 @@ fn run_renew(args: &RenewArgs) -> Result<ExitCode, Failure> {
     let bar = Arc::new(Bar::new());
     let shown = Arc::clone(&bar);
     let (renewals, requests) = block_on(async {
-        let (api, catalog) = connect(&args.cluster).await?;
+        let (api, catalog) = args.cluster.discover().await?;
         let renewals = renew(&api, &catalog, &request, &move |p| shown.update(Some(p))).await?;
         Ok((renewals, api.requests()))
     })?;
@@ -528,7 +521,7 @@ fn run_renew(args: &RenewArgs) -> Result<ExitCode, Failure> {
 
 fn run_check_ingress(args: &CheckIngressArgs) -> Result<ExitCode, Failure> {
     let (findings, requests) = block_on(async {
-        let (api, catalog) = connect(&args.cluster).await?;
+        let (api, catalog) = args.cluster.discover().await?;
         let findings = check_ingress(&api, &catalog, args.scope.namespace()).await?;
         Ok((findings, api.requests()))
     })?;

@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use capstan_kube::{ConnectRequest, ContextOverride};
+use capstan_kube::{Api, Catalog, ConnectRequest, ContextOverride};
 use clap::Args;
 
 /// Options of every command that talks to a cluster.
@@ -28,6 +28,14 @@ impl ClusterArgs {
             context,
             ..Self::default()
         }
+    }
+
+    /// Connects without a stage, and discovers what the server serves: what the commands
+    /// about ClusterAPI, nodes and certificates start from.
+    pub(crate) async fn discover(&self) -> anyhow::Result<(Api, Catalog)> {
+        let api = Api::new(self.connect(None).await?.client);
+        let catalog = Catalog::discover(&api).await?;
+        Ok((api, catalog))
     }
 
     /// Connects to the cluster a command works on; every command builds its client here,

@@ -9,7 +9,7 @@ use capstan_capi::{
     Blocker, BudgetReport, CordonChange, DELETE_MACHINE_ANNOTATION, Drain, DrainEvent,
     DrainOptions, Group, NodeDrain, Outcome, PodFilters, PodRef, Route, Warning,
 };
-use capstan_kube::{Api, Catalog};
+use capstan_kube::Api;
 use capstan_manifest::ObjectId;
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -261,9 +261,7 @@ struct MachineReport<'a, T: Serialize> {
 
 fn remove(args: &RemoveArgs) -> Result<ExitCode, Failure> {
     let (removal, requests) = block_on(async {
-        let cluster = args.cluster.connect(None).await?;
-        let api = Api::new(cluster.client);
-        let catalog = Catalog::discover(&api).await?;
+        let (api, catalog) = args.cluster.discover().await?;
         let removal = capstan_capi::remove_node(&api, &catalog, &args.node, args.dry_run).await?;
         Ok((removal, api.requests()))
     })?;
@@ -310,9 +308,7 @@ fn replace(args: &ReplaceArgs) -> Result<ExitCode, Failure> {
     let mut request = capstan_capi::ReplaceRequest::new(name);
     request.wait = args.wait;
     let (replaced, requests) = block_on(async {
-        let cluster = node.cluster.connect(None).await?;
-        let api = Api::new(cluster.client);
-        let catalog = Catalog::discover(&api).await?;
+        let (api, catalog) = node.cluster.discover().await?;
         if node.dry_run {
             // Nothing to ask the server to check but the lookup: deleting is one request.
             let (machine, route) = capstan_capi::machine_of(&api, &catalog, name).await?;

@@ -6,7 +6,6 @@ mod common;
 use capstan_kube::{Api, Catalog, Target, condition};
 use capstan_testenv::{ControlPlane, User};
 use common::{exited, on_plane, shared_crds, succeeds};
-use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 fn json(output: &std::process::Output) -> Value {
@@ -20,34 +19,9 @@ fn json(output: &std::process::Output) -> Value {
 }
 
 /// Applies `object` and then its `status`.
-async fn create(api: &Api, catalog: &Catalog, object: Value) {
-    let (group, version) = object["apiVersion"]
-        .as_str()
-        .unwrap()
-        .split_once('/')
-        .unwrap_or(("", "v1"));
-    let resource = catalog
-        .resolve(group, version, object["kind"].as_str().unwrap())
-        .unwrap();
-    let target = Target {
-        resource: &resource.api,
-        namespace: object["metadata"]["namespace"].as_str(),
-        name: object["metadata"]["name"].as_str().unwrap(),
-    };
-    let mut body = object.clone();
-    let status = body.as_object_mut().unwrap().remove("status");
-    api.apply(target, &body, &PatchParams::apply("certs-cli-test").force())
-        .await
-        .unwrap();
-    if let Some(status) = status {
-        api.patch_status(
-            target,
-            &Patch::Merge(json!({"status": status})),
-            &PatchParams::default(),
-        )
-        .await
-        .unwrap();
-    }
+async fn create(object: Value) {
+    let plane = ControlPlane::shared().await.unwrap();
+    plane.create(&object).await.unwrap();
 }
 
 #[tokio::test]
@@ -84,22 +58,18 @@ async fn list_reports_expiring_certificates_in_json_and_renew_triggers_issuance(
     params.not_after = epoch + std::time::Duration::from_secs(end);
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
-    create(
-        &api,
-        &catalog,
-        json!({
-            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-            "metadata": {"name": "web-tls", "namespace": ns},
-            "stringData": {"tls.crt": cert.pem(), "tls.key": key.serialize_pem()}
-        }),
-    )
+    create(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "web-tls", "namespace": ns},
+        "stringData": {"tls.crt": cert.pem(), "tls.key": key.serialize_pem()}
+    }))
     .await;
     let rfc3339 = |seconds: u64| {
         k8s_openapi::jiff::Timestamp::from_second(seconds as i64)
             .unwrap()
             .to_string()
     };
-    create(&api, &catalog, json!({
+    create(json!({
         "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
         "metadata": {"name": "web", "namespace": ns},
         "spec": {"secretName": "web-tls", "dnsNames": ["web.example.com"], "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}},

@@ -1,12 +1,15 @@
-//! Installing CustomResourceDefinitions from a folder, for tests of the tools that use them
+//! Installing CustomResourceDefinitions from a folder, and creating the objects (status
+//! included) that those tools' controllers would make, for tests of capstan's commands for them
 //! (ClusterAPI's, cert-manager's).
 
 use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
 use serde::Deserialize as _;
+use serde_json::{Value, json};
 
 use crate::User;
 use crate::control_plane::ControlPlane;
@@ -65,6 +68,46 @@ impl ControlPlane {
             }
         }
         Ok(installed.into_iter().map(|(name, _)| name).collect())
+    }
+
+    /// Server-side applies `object` (any kind the server serves, at its `apiVersion`), then
+    /// writes its `status`, if it has one, through the status subresource, as the object's
+    /// controller would; the object as stored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Kube`] when the kind is not served or a request fails.
+    pub async fn create(&self, object: &Value) -> Result<Value> {
+        let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+        let api_version = text(&object["apiVersion"]);
+        let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+        let gvk = GroupVersionKind::gvk(group, version, &text(&object["kind"]));
+        let client = self.client(User::Admin)?;
+        let (resource, capabilities) = kube::discovery::pinned_kind(&client, &gvk)
+            .await
+            .map_err(Error::Kube)?;
+        let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+            Some(namespace) if capabilities.scope == kube::discovery::Scope::Namespaced => {
+                Api::namespaced_with(client, namespace, &resource)
+            }
+            _ => Api::all_with(client, &resource),
+        };
+        let name = text(&object["metadata"]["name"]);
+        let mut body = object.clone();
+        let status = body.as_object_mut().and_then(|body| body.remove("status"));
+        let params = PatchParams::apply("capstan-testenv").force();
+        let mut stored = api
+            .patch(&name, &params, &Patch::Apply(&body))
+            .await
+            .map_err(Error::Kube)?;
+        if let Some(status) = status {
+            let patch = Patch::Merge(json!({ "status": status }));
+            stored = api
+                .patch_status(&name, &PatchParams::default(), &patch)
+                .await
+                .map_err(Error::Kube)?;
+        }
+        serde_json::to_value(stored).map_err(|error| Error::Kube(kube::Error::SerdeError(error)))
     }
 
     /// Whether `name` is Established and discovery lists its plural at its storage version.

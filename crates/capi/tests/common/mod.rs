@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use capstan_kube::{Api, Catalog, Target};
 use capstan_testenv::{ControlPlane, User};
-use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
@@ -47,37 +46,11 @@ pub async fn plane() -> Option<(&'static ControlPlane, Api, Catalog)> {
     Some((plane, api, catalog))
 }
 
-/// Creates (server-side applies) `object`; namespaced objects go to its `metadata.namespace`.
-pub async fn create(api: &Api, catalog: &Catalog, object: &Value) -> Value {
-    let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
-        Some((group, version)) => (group, version),
-        None => ("", object["apiVersion"].as_str().unwrap()),
-    };
-    let resource = catalog
-        .resolve(group, version, object["kind"].as_str().unwrap())
-        .unwrap();
-    let target = Target {
-        resource: &resource.api,
-        namespace: object["metadata"]["namespace"].as_str(),
-        name: object["metadata"]["name"].as_str().unwrap(),
-    };
-    let mut body = object.clone();
-    let status = body.as_object_mut().unwrap().remove("status");
-    let created = api
-        .apply(target, &body, &PatchParams::apply(MANAGER).force())
-        .await
-        .unwrap();
-    match status {
-        Some(status) => api
-            .patch_status(
-                target,
-                &Patch::Merge(json!({"status": status})),
-                &PatchParams::default(),
-            )
-            .await
-            .unwrap(),
-        None => created,
-    }
+/// Creates (server-side applies) `object`, then writes its `status` through the subresource,
+/// as the object's controller would.
+pub async fn create(object: &Value) -> Value {
+    let plane = ControlPlane::shared().await.unwrap();
+    plane.create(object).await.unwrap()
 }
 
 /// Reads an object of a ClusterAPI kind (or a Node) back, at the version the tests write.

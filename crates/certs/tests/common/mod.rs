@@ -9,7 +9,6 @@ use std::time::Duration;
 use capstan_kube::{Api, Catalog, Target};
 use capstan_testenv::{ControlPlane, User};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
@@ -49,37 +48,11 @@ pub async fn plane() -> Option<(&'static ControlPlane, Api, Catalog)> {
     Some((plane, api, catalog))
 }
 
-/// Creates (server-side applies) `object`, then writes its `status` through the subresource.
-pub async fn create(api: &Api, catalog: &Catalog, object: &Value) -> Value {
-    let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
-        Some((group, version)) => (group, version),
-        None => ("", object["apiVersion"].as_str().unwrap()),
-    };
-    let resource = catalog
-        .resolve(group, version, object["kind"].as_str().unwrap())
-        .unwrap();
-    let target = Target {
-        resource: &resource.api,
-        namespace: object["metadata"]["namespace"].as_str(),
-        name: object["metadata"]["name"].as_str().unwrap(),
-    };
-    let mut body = object.clone();
-    let status = body.as_object_mut().unwrap().remove("status");
-    let created = api
-        .apply(target, &body, &PatchParams::apply(MANAGER).force())
-        .await
-        .unwrap();
-    match status {
-        Some(status) => api
-            .patch_status(
-                target,
-                &Patch::Merge(json!({"status": status})),
-                &PatchParams::default(),
-            )
-            .await
-            .unwrap(),
-        None => created,
-    }
+/// Creates (server-side applies) `object`, then writes its `status` through the subresource,
+/// as the object's controller would.
+pub async fn create(object: &Value) -> Value {
+    let plane = ControlPlane::shared().await.unwrap();
+    plane.create(object).await.unwrap()
 }
 
 /// Reads a Certificate back.
@@ -169,36 +142,22 @@ pub fn ready_status(not_before: Timestamp, not_after: Timestamp, revision: i64) 
 }
 
 /// A Certificate with its Secret, both healthy, valid from a day ago for `days`.
-pub async fn healthy(
-    api: &Api,
-    catalog: &Catalog,
-    namespace: &str,
-    name: &str,
-    days: i64,
-) -> Value {
+pub async fn healthy(namespace: &str, name: &str, days: i64) -> Value {
     let (start, end) = (from_now(-DAY), from_now(days * DAY));
     let host = format!("{name}.example.com");
     let (crt, key) = issue(&[&host], start, end);
-    create(
-        api,
-        catalog,
-        &secret(
-            namespace,
-            &format!("{name}-tls"),
-            json!({"tls.crt": crt, "tls.key": key}),
-        ),
-    )
+    create(&secret(
+        namespace,
+        &format!("{name}-tls"),
+        json!({"tls.crt": crt, "tls.key": key}),
+    ))
     .await;
-    create(
-        api,
-        catalog,
-        &certificate(
-            namespace,
-            name,
-            &format!("{name}-tls"),
-            &[&host],
-            ready_status(start, end, 1),
-        ),
-    )
+    create(&certificate(
+        namespace,
+        name,
+        &format!("{name}-tls"),
+        &[&host],
+        ready_status(start, end, 1),
+    ))
     .await
 }
