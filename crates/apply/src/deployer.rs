@@ -292,18 +292,21 @@ impl Deployer {
             operation: "delete",
         })?;
         self.cx.api.reset();
-        let catalog = Catalog::discover(&self.cx.api).await?;
+        let catalog = scan::catalog(&self.cx, manifest).await?;
         let mut namespaces: Vec<String> = manifest
             .iter()
             .filter_map(|o| o.id().namespace().map(str::to_owned))
             .collect();
         namespaces.sort();
         namespaces.dedup();
-        let mut scan = scan::scan(&self.cx, &catalog, label, &namespaces, progress).await?;
+        let mut scan =
+            scan::scan(&self.cx, &catalog, manifest, label, &namespaces, progress).await?;
         if let Some(selection) = &self.cx.options.selection {
             scan.owned.retain(|o| selection.matches(&o.id, &o.labels));
         }
-        cascade::guard_cascades(&self.cx, &catalog, &mut scan.owned).await;
+        let full = scan::guard_catalog(&self.cx, &scan.owned).await?;
+        let guards = full.as_ref().unwrap_or(&catalog);
+        cascade::guard_cascades(&self.cx, guards, &mut scan.owned).await;
         Ok(Inventory {
             objects: scan.owned,
             blind: scan.blind,

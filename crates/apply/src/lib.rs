@@ -105,7 +105,7 @@ pub use crate::{
     error::{Error, Result},
     holder::LockHolder,
     lock::{LockRequest, StageLock, default_holder},
-    options::{Options, Prepare, Prepared},
+    options::{Options, Prepare, Prepared, ScanScope},
     planned::{Plan, Planned},
     redact::ValuePath,
     vocab::{

@@ -56,6 +56,32 @@ pub struct Options {
     /// Turns an object of the manifests into the body that is sent, when that differs from
     /// the object itself (decrypting SOPS values, say).
     pub prepare: Option<Arc<dyn Prepare>>,
+    /// Where prune and [`Deployer::owned`](crate::Deployer::owned) look for the stage's
+    /// objects: the types it recorded using, plus the manifests' own, instead of every type
+    /// the server serves. `None` scans everything.
+    pub scan_scope: Option<ScanScope>,
+    /// Keep CustomResourceDefinitions, PersistentVolumeClaims and Namespaces from prune and
+    /// delete: their deletion takes data along, which a rollback must never do unasked.
+    pub keep_data_kinds: bool,
+}
+
+/// The resource types (and namespaces) a stage is known to have used: an inventory that
+/// spares prune a list of every type the server serves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScanScope {
+    /// `(apiVersion, kind)` of every type the stage's objects had.
+    pub kinds: Vec<(String, String)>,
+    /// Namespaces its objects were in: listed one by one where a list across the cluster is
+    /// forbidden.
+    pub namespaces: Vec<String>,
+}
+
+impl ScanScope {
+    /// A scope of these types and namespaces.
+    pub fn new(kinds: Vec<(String, String)>, namespaces: Vec<String>) -> Self {
+        Self { kinds, namespaces }
+    }
 }
 
 impl Default for Options {
@@ -75,6 +101,8 @@ impl Default for Options {
             timeout: Duration::from_secs(300),
             stamp: BTreeMap::new(),
             prepare: None,
+            scan_scope: None,
+            keep_data_kinds: false,
         }
     }
 }
@@ -96,6 +124,8 @@ impl fmt::Debug for Options {
             .field("timeout", &self.timeout)
             .field("stamp", &self.stamp)
             .field("prepare", &self.prepare.is_some())
+            .field("scan_scope", &self.scan_scope)
+            .field("keep_data_kinds", &self.keep_data_kinds)
             .finish()
     }
 }

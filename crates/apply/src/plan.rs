@@ -16,7 +16,7 @@ use crate::live::{absent, check_namespaces, labelled};
 use crate::planned::{Plan, Planned, key};
 use crate::proof::{content_hash, proves_unchanged};
 use crate::redact::{Redactions, ValuePath};
-use crate::scan::{Scan, scan};
+use crate::scan::{Scan, guard_catalog, scan};
 use crate::vocab::{Action, Blind, Event, Keep, Progress};
 
 /// Plans the manifests (see [`Deployer::plan`](crate::Deployer::plan)).
@@ -29,7 +29,7 @@ pub(crate) async fn plan<'m>(
     let start = cx.api.requests();
     cx.api.reset();
     let catalog = if prune {
-        Catalog::discover(&cx.api).await?
+        crate::scan::catalog(cx, manifest).await?
     } else {
         Catalog::discover_for(&cx.api, manifest).await?
     };
@@ -236,7 +236,8 @@ async fn orphans(
         .iter()
         .map(|o| (o.id().group(), o.id().kind()))
         .collect();
-    let mut found = scan(cx, &plan.catalog, label, &plan_namespaces(plan), progress).await?;
+    let listed_in = plan_namespaces(plan);
+    let mut found = scan(cx, &plan.catalog, manifest, label, &listed_in, progress).await?;
     found
         .owned
         .retain(|o| !wanted.contains(&o.id) && !uids.contains(o.uid.as_str()));
@@ -260,7 +261,8 @@ async fn orphans(
             }
         }
     }
-    guard_cascades(cx, &plan.catalog, &mut found.owned).await;
+    let full = guard_catalog(cx, &found.owned).await?;
+    guard_cascades(cx, full.as_ref().unwrap_or(&plan.catalog), &mut found.owned).await;
     Ok(found)
 }
 

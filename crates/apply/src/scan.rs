@@ -1,10 +1,11 @@
 //! Finding what a discriminator owns on the server, with the prune guards' verdict on each.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use capstan_kube::Catalog;
 use capstan_kube::{MetaItem, Resource};
-use capstan_manifest::{Label, ObjectId};
+use capstan_manifest::{Label, Manifest, ObjectId};
 use futures::{StreamExt as _, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::ApiResource;
@@ -26,19 +27,104 @@ pub(crate) struct Scan {
     pub(crate) blind: Blind,
 }
 
-/// Every live object carrying `label`, across every resource type the server serves, with
-/// the prune guards' verdict; one metadata-only list per type, in parallel. When the user
-/// may not list a type across the cluster, it is listed in `namespaces` instead: a forbidden
-/// list is reported in [`Blind`], never taken for an empty one.
+/// The catalog a scan needs. With a [`ScanScope`](crate::ScanScope), only the group-versions
+/// of its kinds and the manifests' are discovered, a round of requests instead of one per
+/// group-version the server serves; when a recorded kind is no longer served at its recorded
+/// version, objects of it could hide elsewhere, so everything is discovered after all.
+///
+/// # Errors
+///
+/// Discovery failing.
+pub(crate) async fn catalog(cx: &Context, manifest: &Manifest) -> Result<Catalog> {
+    if let Some(scope) = &cx.options.scan_scope {
+        let mut versions: Vec<String> = scope.kinds.iter().map(|(v, _)| v.clone()).collect();
+        versions.extend(manifest.iter().map(|o| o.id().api_version()));
+        versions.sort();
+        versions.dedup();
+        let catalog = Catalog::discover_only(&cx.api, &versions).await?;
+        if scoped(cx, &catalog, manifest).is_some() {
+            return Ok(catalog);
+        }
+    }
+    Ok(Catalog::discover(&cx.api).await?)
+}
+
+/// The types a scoped scan lists: the scope's and the manifests' kinds, once per group and
+/// kind. `None` (scan every type) without a scope or when a scope kind is not in `catalog`.
+fn scoped<'c>(
+    cx: &Context,
+    catalog: &'c Catalog,
+    manifest: &Manifest,
+) -> Option<Vec<&'c Arc<Resource>>> {
+    let scope = cx.options.scan_scope.as_ref()?;
+    let mut seen = HashSet::new();
+    let mut resources = Vec::new();
+    let recorded = scope
+        .kinds
+        .iter()
+        .map(|(v, k)| (v.clone(), k.clone(), true));
+    let current = manifest
+        .iter()
+        .map(|o| (o.id().api_version(), o.id().kind().to_owned(), false));
+    for (api_version, kind, required) in recorded.chain(current) {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+        match catalog.resolve(group, version, &kind) {
+            Some(resource) if resource.supports("list") && resource.supports("delete") => {
+                if seen.insert((group.to_owned(), kind)) {
+                    resources.push(resource);
+                }
+            }
+            Some(_) => {}
+            // A CRD the manifests bring along this run holds no live objects yet.
+            None if !required => {}
+            None => return None,
+        }
+    }
+    Some(resources)
+}
+
+/// The catalog the cascade guards need for a scan's deletable Namespaces and CRDs: their
+/// contents may be of any type, so a scoped catalog will not do and everything is
+/// discovered. `None`: `catalog` will do.
+///
+/// # Errors
+///
+/// Discovery failing.
+pub(crate) async fn guard_catalog(cx: &Context, owned: &[Owned]) -> Result<Option<Catalog>> {
+    let cascades = owned
+        .iter()
+        .any(|o| o.will_delete() && (o.id.is_namespace() || o.id.is_crd()));
+    if cx.options.scan_scope.is_none() || !cascades || cx.options.force_cascade {
+        return Ok(None);
+    }
+    Ok(Some(Catalog::discover(&cx.api).await?))
+}
+
+/// Every live object carrying `label`, across every resource type the server serves (or
+/// those of [`Options::scan_scope`](crate::Options::scan_scope)), with the prune guards'
+/// verdict; one metadata-only list per type, in parallel. When the user may not list a type
+/// across the cluster, it is listed in `namespaces` instead: a forbidden list is reported in
+/// [`Blind`], never taken for an empty one.
 pub(crate) async fn scan(
     cx: &Context,
     catalog: &Catalog,
+    manifest: &Manifest,
     label: &Label,
     namespaces: &[String],
     progress: Progress<'_>,
 ) -> Result<Scan> {
     let selector = ownership::selector(label, &cx.options);
-    let resources: Vec<_> = catalog.deletable().collect();
+    let resources: Vec<_> = match scoped(cx, catalog, manifest) {
+        Some(resources) => resources,
+        None => catalog.deletable().collect(),
+    };
+    let mut namespaces = namespaces.to_vec();
+    if let Some(scope) = &cx.options.scan_scope {
+        namespaces.extend(scope.namespaces.iter().cloned());
+        namespaces.sort();
+        namespaces.dedup();
+    }
+    let namespaces = namespaces.as_slice();
     progress(Event::Scanning {
         resources: resources.len(),
     });
@@ -75,7 +161,7 @@ pub(crate) async fn scan(
                 meta.namespace.as_deref(),
                 meta.name.as_deref().unwrap_or_default(),
             );
-            let keep = keep(cx, &meta, label, managed);
+            let keep = keep(cx, &meta, label, managed, &listed.resource);
             owned.push(Owned {
                 id,
                 uid,
@@ -149,7 +235,23 @@ async fn list_scoped<'a>(
     Ok(listed)
 }
 
-fn keep(cx: &Context, meta: &ObjectMeta, label: &Label, managed: bool) -> Option<Keep> {
+/// Types whose deletion takes data along: every custom resource of a CRD, a volume's claim,
+/// everything in a Namespace.
+fn holds_data(resource: &ApiResource) -> bool {
+    matches!(
+        (resource.group.as_str(), resource.kind.as_str()),
+        ("apiextensions.k8s.io", "CustomResourceDefinition")
+            | ("", "PersistentVolumeClaim" | "Namespace")
+    )
+}
+
+fn keep(
+    cx: &Context,
+    meta: &ObjectMeta,
+    label: &Label,
+    managed: bool,
+    resource: &ApiResource,
+) -> Option<Keep> {
     if let Some(owner) = meta.owner_references.iter().flatten().next() {
         return Some(Keep::Owned(format!("{} {}", owner.kind, owner.name)));
     }
@@ -173,6 +275,11 @@ fn keep(cx: &Context, meta: &ObjectMeta, label: &Label, managed: bool) -> Option
     }
     if meta.deletion_timestamp.is_some() {
         return Some(Keep::Deleting);
+    }
+    if cx.options.keep_data_kinds && holds_data(resource) {
+        return Some(Keep::Protected(
+            "the rule that a rollback keeps CRDs, PersistentVolumeClaims and Namespaces".to_owned(),
+        ));
     }
     if let Some(keep) = ownership::verdict(meta, label, &cx.options) {
         return Some(keep);

@@ -58,7 +58,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | `project` | `capstan.yaml`: the project, its stages, their discriminators |
+//! | `project`, `history` | `capstan.yaml`: the project, its stages, their discriminators, their history |
 //! | `command` | runs a stage's render command, streaming its standard error |
 //! | `load` | the pipeline: find, read, parse, validate, label, order |
 //! | `input`, `input/kustomize` | which files an input names: files, folders, kluctl projects, GitOps trees |
@@ -73,6 +73,7 @@ mod command;
 mod edit;
 mod error;
 mod escape;
+mod history;
 mod id;
 mod input;
 mod lines;
@@ -92,6 +93,7 @@ mod tree;
 pub use edit::set_scalar;
 pub use error::Error;
 pub use escape::escape_controls;
+pub use history::History;
 pub use id::ObjectId;
 pub use input::Input;
 pub use load::{LoadOptions, load, load_objects};

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
+use crate::history::History;
 use crate::names::dns_label_problem;
 use crate::strict::{self, Failure};
 use crate::{
@@ -20,6 +21,7 @@ use crate::{
 /// name: hetzkube                           # an RFC 1123 label, as are stage names
 /// labelKey: capstan.io/discriminator      # optional; kluctl.io/discriminator takes over kluctl
 /// stateNamespace: capstan-system          # optional; where capstan keeps per-stage locks
+/// history: {keep: 10}                     # optional; deploy records per stage (see History)
 /// plugins:                                # optional; plugin libraries, relative to capstan.yaml
 ///   - plugins/libsite_policy.so
 /// stages:
@@ -47,6 +49,7 @@ pub struct Project {
     state_namespace: String,
     plugins: Vec<PathBuf>,
     stages: Vec<Stage>,
+    history: History,
 }
 
 /// One stage: the resources it renders, and the label that marks them as its own.
@@ -63,6 +66,7 @@ pub struct Stage {
     state_namespace: String,
     verify_sops_mac: bool,
     transform: Vec<String>,
+    history: History,
 }
 
 /// Where a stage's manifests come from.
@@ -94,6 +98,8 @@ struct ProjectFile {
     state_namespace: Option<String>,
     #[serde(default)]
     plugins: Vec<String>,
+    #[serde(default)]
+    history: History,
     stages: StageFiles,
 }
 
@@ -313,6 +319,7 @@ impl Project {
                 state_namespace: state_namespace.clone(),
                 verify_sops_mac: stage.sops.verify_mac,
                 transform: stage.transform,
+                history: parsed.history,
             });
         }
         Ok(Self {
@@ -322,12 +329,18 @@ impl Project {
             state_namespace,
             plugins,
             stages,
+            history: parsed.history,
         })
     }
 
     /// The project's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// How much deployment history each stage keeps (`history:`).
+    pub fn history(&self) -> History {
+        self.history
     }
 
     /// The `capstan.yaml` this project was read from.
@@ -433,6 +446,11 @@ impl Stage {
     /// The kube context the stage deploys to, if it names one.
     pub fn context(&self) -> Option<&str> {
         self.context.as_deref()
+    }
+
+    /// How much deployment history the stage keeps: the project's `history:`.
+    pub fn history(&self) -> History {
+        self.history
     }
 
     /// Renders (when the stage has a command) and loads the stage's manifests, labelled with its
