@@ -14,6 +14,7 @@ use clap::Args;
 use std::sync::Arc;
 
 use crate::cluster::{Cluster, ClusterArgs, block_on};
+use crate::history::Recorder;
 use crate::output::{self, OutputArgs};
 use crate::progress::Bar;
 use crate::prompt::confirm_change;
@@ -63,6 +64,11 @@ pub(crate) struct ApplyArgs {
     /// Do not record the project's commit and the time on written objects
     #[arg(long)]
     no_stamp: bool,
+
+    /// Scan every resource type the server serves for the stage's objects, not only the
+    /// types its history records (see `capstan history`)
+    #[arg(long)]
+    pub(crate) full_scan: bool,
 
     /// How long to wait for CRDs to be Established and, with --wait, for readiness
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::duration)]
@@ -116,6 +122,10 @@ pub(crate) struct DiffArgs {
     /// Also show what a prune would delete
     #[arg(long)]
     prune: bool,
+
+    /// Scan every resource type for orphans, not only the types the stage's history records
+    #[arg(long)]
+    full_scan: bool,
 
     #[command(flatten)]
     kept: KeptArgs,
@@ -215,7 +225,7 @@ impl ApplyArgs {
 pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load()?;
     let prune = (args.prune || loaded.prune) && !args.no_prune;
-    let (options, secrets) = decrypting(args.apply.options(&loaded), &loaded);
+    let (mut options, secrets) = decrypting(args.apply.options(&loaded), &loaded);
     let request = DeployRequest::default()
         .prune(prune)
         .dry_run(args.dry_run)
@@ -228,6 +238,11 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
     let bar = Bar::new();
     let deployment = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
+        let full_scan = args.apply.full_scan;
+        let recorder = Recorder::open(&cluster, &loaded, &mut options, full_scan).await;
+        if let Some(recorder) = &recorder {
+            recorder.note_rollback(&loaded.manifest).await;
+        }
         let mut deployer = Deployer::new(cluster.client.clone(), options);
         if !args.dry_run {
             deployer = locked(deployer, &cluster, &loaded, &args.apply).await?;
@@ -255,16 +270,27 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
             )
             .await;
         bar.finish();
+        let warning = match (&recorder, &deployment) {
+            (Some(recorder), Ok(deployment)) if !args.dry_run => {
+                recorder.record(&loaded.manifest, deployment, None).await
+            }
+            _ => None,
+        };
         release(&mut deployer).await;
-        Ok(deployment?)
+        Ok((deployment?, warning))
     })?;
+    let (deployment, warning) = deployment;
     if args.dry_run {
         warn_unverified(&secrets, &loaded.what);
     }
     let plan = |plan: &Plan<'_>| show::plan(plan, true, view);
     let preview = args.dry_run.then_some(&plan as Preview<'_>);
     let took = started.elapsed().saturating_sub(prompt.get());
-    finish(&deployment, json, args.dry_run, took, preview)
+    let code = finish(&deployment, json, args.dry_run, took, preview);
+    if let Some(warning) = warning {
+        crate::history::warn(&warning);
+    }
+    code
 }
 
 /// The deployer, working under the stage's lock in the cluster: a run that finds the lock
@@ -299,7 +325,7 @@ pub(crate) async fn release(deployer: &mut Deployer) {
 
 /// Shows the plan (unless the output is JSON) and asks; refuses without a terminal unless
 /// `--yes`.
-fn confirm(
+pub(crate) fn confirm(
     plan: &Plan<'_>,
     loaded: &Loaded,
     context: &str,
@@ -316,11 +342,11 @@ fn confirm(
 }
 
 /// Shows a plan before anything happened (a dry run, a prune with nothing to delete).
-type Preview<'a> = &'a dyn Fn(&Plan<'_>) -> std::io::Result<()>;
+pub(crate) type Preview<'a> = &'a dyn Fn(&Plan<'_>) -> std::io::Result<()>;
 
 /// Prints the result: as JSON, as a `preview` of the plan when nothing was meant to change,
 /// or as a summary; the exit code says whether everything succeeded.
-fn finish(
+pub(crate) fn finish(
     deployment: &Deployment<'_>,
     json: bool,
     dry_run: bool,
@@ -342,10 +368,14 @@ fn finish(
 /// `capstan diff`: exits 0 when nothing would change, 1 when something would.
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load()?;
-    let (options, secrets) = decrypting(stage_options(&loaded), &loaded);
+    let (mut options, secrets) = decrypting(stage_options(&loaded), &loaded);
     let bar = Bar::new();
     let plan = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
+        let recorder = Recorder::open(&cluster, &loaded, &mut options, args.full_scan).await;
+        if let Some(recorder) = &recorder {
+            recorder.note_rollback(&loaded.manifest).await;
+        }
         let deployer = Deployer::new(cluster.client, options);
         let plan = deployer
             .plan(&loaded.manifest, args.prune, &|event| bar.event(event))
@@ -380,13 +410,14 @@ pub(crate) fn prune(args: &PruneArgs) -> Result<ExitCode, Failure> {
         .into());
     }
     // Pruning needs the objects' identities, not their bodies: no key is needed to prune.
-    let options = args.apply.options(&loaded);
+    let mut options = args.apply.options(&loaded);
     let bar = Bar::new();
     let started = Instant::now();
     let prompt = Cell::new(Duration::ZERO);
     let view = args.kept.view(&loaded);
     let deployment = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
+        Recorder::open(&cluster, &loaded, &mut options, args.apply.full_scan).await;
         let mut deployer = Deployer::new(cluster.client.clone(), options);
         if !args.dry_run {
             deployer = locked(deployer, &cluster, &loaded, &args.apply).await?;

@@ -14,6 +14,7 @@ mod cluster;
 mod deploy;
 mod handoff;
 mod hints;
+mod history;
 mod inspect;
 mod local;
 mod node;
@@ -22,6 +23,7 @@ mod plugins;
 mod progress;
 mod prompt;
 mod render;
+mod rollback;
 mod runtime;
 mod secrets;
 mod show;
@@ -54,6 +56,8 @@ enum Command {
     Deploy(deploy::DeployArgs),
     Diff(deploy::DiffArgs),
     Prune(deploy::PruneArgs),
+    History(history::HistoryArgs),
+    Rollback(rollback::RollbackArgs),
     Delete(inspect::DeleteArgs),
     List(inspect::ListArgs),
     Status(inspect::StatusArgs),
@@ -189,6 +193,8 @@ fn main() -> std::process::ExitCode {
         Command::Deploy(args) => deploy::deploy(args),
         Command::Diff(args) => deploy::diff(args),
         Command::Prune(args) => deploy::prune(args),
+        Command::History(args) => history::run(args),
+        Command::Rollback(args) => rollback::rollback(args),
         Command::Delete(args) => inspect::delete(args),
         Command::List(args) => inspect::list(args),
         Command::Status(args) => inspect::status(args),

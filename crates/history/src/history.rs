@@ -77,6 +77,24 @@ pub struct StoredObject {
     pub value: serde_json::Value,
     /// Its barrier group.
     pub barrier_group: u32,
+    /// Its content digest: equal digests, equal objects.
+    pub digest: String,
+}
+
+/// The manifests' objects as stored.
+fn sealed(manifest: &Manifest, key: &[u8]) -> Vec<Sealed> {
+    let label_key = manifest.label().map(|l| l.key().to_owned());
+    manifest
+        .iter()
+        .map(|object| seal(object, label_key.as_deref(), key))
+        .collect()
+}
+
+fn digests(manifest: &Manifest, key: &[u8]) -> Vec<String> {
+    sealed(manifest, key)
+        .into_iter()
+        .map(|s| s.digest)
+        .collect()
 }
 
 impl History {
@@ -199,9 +217,23 @@ impl History {
                 Ok(StoredObject {
                     value,
                     barrier_group: entry.barrier_group,
+                    digest: entry.digest.clone(),
                 })
             })
             .collect()
+    }
+
+    /// Whether `manifest` holds exactly `revision`'s objects, in order. Reads the hashing key
+    /// and never makes it: without one nothing was recorded with it, and the answer is no.
+    ///
+    /// # Errors
+    ///
+    /// Request failures, [`Error::Corrupt`] for an unusable key.
+    pub async fn holds(&self, revision: &Revision, manifest: &Manifest) -> Result<bool> {
+        let Some(key) = self.secrets().read_key().await? else {
+            return Ok(false);
+        };
+        Ok(revision.has_objects(&digests(manifest, &key)))
     }
 
     /// The key hashing plain Secret values, made (with the namespace) on first use.
@@ -230,12 +262,7 @@ impl History {
         }
         let last = summaries.iter().map(|s| s.revision).max();
         let key = secrets.key().await?;
-        let label_key = run.manifest.label().map(|l| l.key().to_owned());
-        let sealed: Vec<Sealed> = run
-            .manifest
-            .iter()
-            .map(|object| seal(object, label_key.as_deref(), &key))
-            .collect();
+        let sealed = sealed(run.manifest, &key);
         // An unreadable latest revision shares nothing: everything is written anew.
         let previous = match last {
             Some(last) => secrets.revision(last).await.ok().flatten(),

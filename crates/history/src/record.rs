@@ -16,7 +16,6 @@ pub enum RunResult {
 /// What a run did, by count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[non_exhaustive]
 pub struct Counts {
     /// Objects of the revision.
     pub objects: usize,
@@ -36,7 +35,6 @@ pub struct Counts {
 /// Secret, so a listing reads metadata only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[non_exhaustive]
 pub struct Summary {
     /// The revision number, from 1.
     pub revision: u64,
@@ -144,9 +142,8 @@ impl Revision {
         self.index.label.as_ref()
     }
 
-    /// Whether `digests` (from [`crate::History::digests`]) are exactly this revision's
-    /// objects, in order.
-    pub fn has_objects(&self, digests: &[String]) -> bool {
+    /// Whether `digests` are exactly this revision's objects, in order.
+    pub(crate) fn has_objects(&self, digests: &[String]) -> bool {
         self.index.objects.len() == digests.len()
             && self
                 .index

@@ -239,13 +239,8 @@ impl Secrets<'_> {
     /// The key that hashes plain Secret values, made on first use (with the namespace).
     pub(crate) async fn key(&self) -> Result<Vec<u8>> {
         for _ in 0..2 {
-            if let Some(secret) = self.get(KEY_SECRET).await? {
-                return secret
-                    .data
-                    .and_then(|mut data| data.remove("key"))
-                    .map(|key| key.0)
-                    .filter(|key| key.len() >= 32)
-                    .ok_or_else(|| self.corrupt(KEY_SECRET, "it holds no `key` of 32 bytes"));
+            if let Some(key) = self.read_key().await? {
+                return Ok(key);
             }
             let mut key = vec![0u8; 32];
             getrandom::fill(&mut key).map_err(|error| Error::Random(error.to_string()))?;
@@ -269,6 +264,20 @@ impl Secrets<'_> {
             // Another run made it meanwhile: read theirs.
         }
         Err(self.corrupt(KEY_SECRET, "it could neither be read nor made"))
+    }
+
+    /// The key that hashes plain Secret values, `None` before the first record.
+    pub(crate) async fn read_key(&self) -> Result<Option<Vec<u8>>> {
+        let Some(secret) = self.get(KEY_SECRET).await? else {
+            return Ok(None);
+        };
+        secret
+            .data
+            .and_then(|mut data| data.remove("key"))
+            .map(|key| key.0)
+            .filter(|key| key.len() >= 32)
+            .map(Some)
+            .ok_or_else(|| self.corrupt(KEY_SECRET, "it holds no `key` of 32 bytes"))
     }
 
     /// Writes a chunk (one already there with the same contents is as good); its bytes.
