@@ -95,14 +95,16 @@ pub(crate) fn run(args: &HistoryArgs) -> Result<ExitCode, Failure> {
 
 fn list(common: &Common) -> Result<ExitCode, Failure> {
     let (_, stage) = common.at.open()?;
-    let revisions = block_on(async {
+    let (revisions, requests) = block_on(async {
         let cluster = common.cluster.connect(stage.context()).await?;
-        Ok(History::new(cluster.client, target(&stage))
-            .revisions()
-            .await?)
+        let history = History::new(cluster.client, target(&stage));
+        Ok((history.revisions().await?, history.requests()))
     })?;
     if common.output.json() {
-        output::print(&Items { items: &revisions })?;
+        output::print(&Items {
+            items: &revisions,
+            requests,
+        })?;
         return Ok(ExitCode::Success);
     }
     let mut out = std::io::stdout().lock();
@@ -144,10 +146,11 @@ pub(crate) fn describe(summary: &Summary) -> String {
     }
 }
 
-/// `{"items": [...]}`.
+/// `{"items": [...], "requests": N}`.
 #[derive(Serialize)]
 pub(crate) struct Items<'a, T: Serialize> {
     pub(crate) items: &'a [T],
+    pub(crate) requests: usize,
 }
 
 /// The stored object's identity.

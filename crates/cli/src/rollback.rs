@@ -209,7 +209,7 @@ pub(crate) fn show(args: &ShowArgs) -> Result<ExitCode, Failure> {
             None => {
                 let objects = history.objects(&revision).await?;
                 let ids: Vec<ObjectId> = objects.iter().map(stored_id).collect();
-                print_revision(&revision, &ids, json)?;
+                print_revision(&revision, &ids, json, history.requests())?;
                 Ok(ExitCode::Success)
             }
             Some("live") => {
@@ -250,7 +250,12 @@ pub(crate) fn show(args: &ShowArgs) -> Result<ExitCode, Failure> {
                     &history.objects(&theirs).await?,
                     &history.objects(&revision).await?,
                 );
-                print_changes(&changes, other, args.revision, json)?;
+                let shown = Shown {
+                    from: other,
+                    to: args.revision,
+                    requests: history.requests(),
+                };
+                print_changes(&changes, &shown, json)?;
                 Ok(if changes.is_empty() {
                     ExitCode::Success
                 } else {
@@ -268,6 +273,7 @@ struct RevisionReport<'a> {
     #[serde(flatten)]
     summary: &'a Summary,
     items: Vec<ObjectItem<'a>>,
+    requests: usize,
 }
 
 #[derive(Serialize)]
@@ -275,12 +281,18 @@ struct ObjectItem<'a> {
     object: &'a ObjectId,
 }
 
-fn print_revision(revision: &Revision, ids: &[ObjectId], json: bool) -> std::io::Result<()> {
+fn print_revision(
+    revision: &Revision,
+    ids: &[ObjectId],
+    json: bool,
+    requests: usize,
+) -> std::io::Result<()> {
     let summary = &revision.summary;
     if json {
         return output::print(&RevisionReport {
             summary,
             items: ids.iter().map(|object| ObjectItem { object }).collect(),
+            requests,
         });
     }
     let mut out = std::io::stdout().lock();
@@ -346,9 +358,20 @@ fn compare(
         .collect()
 }
 
-fn print_changes(changes: &[ChangeItem], from: u64, to: u64, json: bool) -> std::io::Result<()> {
+/// Which revisions `history show --diff` compared.
+struct Shown {
+    from: u64,
+    to: u64,
+    requests: usize,
+}
+
+fn print_changes(changes: &[ChangeItem], shown: &Shown, json: bool) -> std::io::Result<()> {
+    let Shown { from, to, requests } = *shown;
     if json {
-        return output::print(&Items { items: changes });
+        return output::print(&Items {
+            items: changes,
+            requests,
+        });
     }
     let mut out = std::io::stdout().lock();
     for item in changes {

@@ -27,7 +27,7 @@ fn normalise(value: &mut Value, replace: &[(&str, &str)]) {
             for (key, value) in map.iter_mut() {
                 match key.as_str() {
                     "uid" | "pid" if !value.is_null() => *value = Value::from(format!("<{key}>")),
-                    "requests" => *value = Value::from("<requests>"),
+                    "requests" | "time" | "bytes" => *value = Value::from(format!("<{key}>")),
                     "diff" => *value = Value::from("<diff>"),
                     _ => normalise(value, replace),
                 }
@@ -215,6 +215,62 @@ async fn every_cluster_command_prints_one_json_object_of_the_documented_shape() 
         &replace,
     );
     assert_eq!(missing["ready"], false);
+}
+
+/// `history`, `history show`, `history show --diff` and `rollback` (a deploy's report).
+#[tokio::test]
+async fn history_and_rollback_print_one_json_object_of_the_documented_shape() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("jhist").await.unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    let replace = [(ns.as_str(), "<ns>"), (version, "<version>")];
+    let run = |args: &[&str]| on_plane(plane, dir.path(), args);
+    project(dir.path(), &ns, &config_map(&ns, "one"));
+    let state = format!("stateNamespace: {ns}\n");
+    let config = std::fs::read_to_string(dir.path().join("capstan.yaml")).unwrap();
+    std::fs::write(dir.path().join("capstan.yaml"), state + &config).unwrap();
+    exited(0, run(&["deploy", "--yes", "--no-stamp"]));
+    project(
+        dir.path(),
+        &ns,
+        &(config_map(&ns, "one") + &config_map(&ns, "two")),
+    );
+    let config = std::fs::read_to_string(dir.path().join("capstan.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("capstan.yaml"),
+        format!("stateNamespace: {ns}\n{config}"),
+    )
+    .unwrap();
+    exited(0, run(&["deploy", "--yes", "--no-stamp"]));
+    pinned(
+        "history",
+        &exited(0, run(&["history", "-o", "json"])),
+        &replace,
+    );
+    pinned(
+        "history-show",
+        &exited(0, run(&["history", "show", "2", "-o", "json"])),
+        &replace,
+    );
+    pinned(
+        "history-show-diff",
+        &exited(
+            1,
+            run(&["history", "show", "2", "--diff", "1", "-o", "json"]),
+        ),
+        &replace,
+    );
+    pinned(
+        "rollback",
+        &exited(0, run(&["rollback", "--yes", "--no-stamp", "-o", "json"])),
+        &replace,
+    );
+    pinned(
+        "history-show-missing",
+        &exited(2, run(&["history", "show", "9", "-o", "json"])),
+        &replace,
+    );
 }
 
 /// What a controller made from a stage's object (a Service's Endpoints) carries the
