@@ -32,6 +32,10 @@ pub(crate) struct InspectArgs {
 pub(crate) struct ListArgs {
     #[command(flatten)]
     inspect: InspectArgs,
+
+    /// Scan every resource type, not only the types the stage's history records
+    #[arg(long)]
+    full_scan: bool,
 }
 
 /// Show the health of every object of the stage; exits 1 when any is not ready
@@ -66,6 +70,7 @@ struct StatusReport<'a> {
 
 /// Live objects carrying the stage's discriminator.
 pub(crate) fn list(args: &ListArgs) -> Result<ExitCode, Failure> {
+    let full_scan = args.full_scan;
     let args = &args.inspect;
     let loaded = args.stage.load()?;
     let label = loaded
@@ -76,7 +81,9 @@ pub(crate) fn list(args: &ListArgs) -> Result<ExitCode, Failure> {
     let bar = Bar::new();
     let (inventory, requests) = block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
-        let deployer = Deployer::new(cluster.client, stage_options(&loaded));
+        let mut options = stage_options(&loaded);
+        crate::history::Recorder::open(&cluster, &loaded, &mut options, full_scan).await;
+        let deployer = Deployer::new(cluster.client, options);
         let owned = deployer
             .owned(&loaded.manifest, &|event| bar.event(event))
             .await;
