@@ -122,19 +122,7 @@ for i in 1 2 3 4 5; do
   sample rekubectl
 done
 
-say "installing 40 CRDs"
-for i in $(seq 1 40); do
-  cat <<EOF
----
-{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition,
- metadata: {name: thing${i}s.bench${i}.example.com}, spec: {group: bench${i}.example.com, scope: Namespaced,
- names: {plural: thing${i}s, singular: thing${i}, kind: Thing${i}, listKind: Thing${i}List},
- versions: [{name: v1, served: true, storage: true,
-   schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}]}}
-EOF
-done >"$tmp/crds.yaml"
-"$kubectl" apply -f "$tmp/crds.yaml" >/dev/null
-"$kubectl" wait --for condition=established --timeout=120s crd --all >/dev/null
+install_crds 40
 sleep 2 # let discovery settle
 
 say "prune scan with 40 CRDs (3 runs)"

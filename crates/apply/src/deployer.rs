@@ -279,8 +279,9 @@ impl Deployer {
         })
     }
 
-    /// Every live object carrying the manifests' discriminator, across all resource types,
-    /// with what would keep each from being deleted (the cascade guards included). A user who
+    /// Every live object carrying the manifests' discriminator, across all resource types (or
+    /// those of [`Options::scan_scope`]), with what would keep each from being deleted (the
+    /// cascade guards included). A user who
     /// may not list across the cluster gets what the manifests' namespaces hold.
     ///
     /// # Errors

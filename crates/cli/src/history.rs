@@ -252,7 +252,6 @@ impl Recorder {
         deployment: &Deployment<'_>,
         rollback_of: Option<u64>,
     ) -> Option<String> {
-        let manifest_objects = deployment.plan.objects();
         let counts = counts(deployment);
         let summary = Summary {
             revision: 0,
@@ -261,7 +260,7 @@ impl Recorder {
             commit: self.commit.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             counts: Counts {
-                objects: manifest_objects.len(),
+                objects: manifest.len(),
                 ..counts
             },
             result: if deployment.succeeded() {
