@@ -394,3 +394,31 @@ impl Secrets<'_> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::CHUNK_LIMIT;
+    use crate::record::{Entry, Inventory};
+    use crate::seal::digest;
+
+    #[test]
+    fn the_index_of_a_10000_object_revision_fits_its_secret_several_times_over() {
+        let index = Index {
+            label: None,
+            inventory: Inventory::default(),
+            chunks: (0..20)
+                .map(|i| format!("capstan-history.p.s.c-{i:016}"))
+                .collect(),
+            objects: (0..10_000u32)
+                .map(|i| Entry {
+                    digest: digest(&i.to_le_bytes()),
+                    chunk: (i / 500) as usize,
+                    barrier_group: 0,
+                })
+                .collect(),
+        };
+        let bytes = Secrets::encode_index(&index).len();
+        assert!(bytes * 3 < CHUNK_LIMIT, "{bytes} bytes");
+    }
+}
