@@ -47,16 +47,18 @@ requests() {
     s += $NF } END { printf "%d\n", s }'
 }
 
-# timed OUT CMD...: runs CMD with stdout to OUT; sets $secs, $writes and $seen (every request
-# the apiserver counted, less the metrics reads themselves).
+# timed OUT CMD...: runs CMD with stdout to OUT; sets $secs, $cpu (the command's own CPU
+# seconds, steadier than wall time on a shared machine), $writes and $seen (the apiserver's
+# apiserver_request_total, which leaves discovery out, less the metrics reads themselves).
 timed() {
   local out="$1" t0 t1 w0 r0 rc=0
   shift
   w0="$(requests writes)"; r0="$(requests all)"
   t0="$(date +%s.%N)"
-  "$@" >"$out" 2>"$out.err" || rc=$?
+  { TIMEFORMAT='%U %S'; time "$@" >"$out" 2>"$out.err"; } 2>"$out.time" || rc=$?
   t1="$(date +%s.%N)"
   writes=$(($(requests writes) - w0)); seen=$(($(requests all) - r0 - 2))
+  cpu="$(awk '{ printf "%.3f", $1 + $2 }' "$out.time")"
   [ "$rc" -eq 0 ] || { cat "$out.err" >&2; head -c 4000 "$out" >&2; die "command failed (exit $rc): $*"; }
   secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
 }
@@ -68,15 +70,15 @@ add() { col[$1]+="$2"$'\n'; }
 med() { printf '%s' "${col[$1]:-}" | median; }
 run() { "$capstan" "$1" --project "$2" --yes -o json "${@:3}"; }
 
-say "first deploy of $N ConfigMaps with and without history (3 runs each)"
-for i in 1 2 3; do
+say "first deploy of $N ConfigMaps with and without history (5 runs each, alternating)"
+for i in 1 2 3 4 5; do
   for side in on off; do
     "$kubectl" create namespace "$side$i" >/dev/null
     history=""; [ "$side" = off ] && history=$'history: {keep: 0}\n'
     project "$tmp/$side$i" "$side$i" "$side$i" "$history"
     timed "$tmp/first-$side$i.json" run deploy "$tmp/$side$i"
     check "$tmp/first-$side$i.json" ".summary.create == $N and .succeeded"
-    add "first-$side.s" "$secs"; add "first-$side.r" "$seen"
+    add "first-$side.s" "$secs"; add "first-$side.r" "$seen"; add "first-$side.cpu" "$cpu"
   done
 done
 revs="$("$capstan" history --project "$tmp/on3" -o json | jq '.items | length')"
@@ -88,7 +90,7 @@ say "no-op redeploy with history (5 runs)"
 for i in 1 2 3 4 5; do
   timed "$tmp/noop$i.json" run deploy "$tmp/on3"
   check "$tmp/noop$i.json" ".summary.unchanged == $N"
-  add noop.s "$secs"; add noop.w "$writes"; add noop.r "$seen"
+  add noop.s "$secs"; add noop.w "$writes"; add noop.r "$seen"; add noop.cpu "$cpu"
 done
 revs="$("$capstan" history --project "$tmp/on3" -o json | jq '.items | length')"
 [ "$revs" = 1 ] || die "a no-op redeploy recorded a revision ($revs revisions)"
@@ -103,37 +105,41 @@ for i in 1 2 3; do
     timed "$tmp/prune-$mode$i.json" run prune "$tmp/on3" --dry-run "${flag[@]}"
     check "$tmp/prune-$mode$i.json" '.summary.prune == 0 and (.orphans | length) == 0'
     add "prune-$mode.s" "$secs"; add "prune-$mode.c" "$(jq .requests "$tmp/prune-$mode$i.json")"
-    add "prune-$mode.r" "$seen"
+    add "prune-$mode.r" "$seen"; add "prune-$mode.cpu" "$cpu"
   done
 done
 
 say "rollback of $N changed ConfigMaps vs deploying the old manifests (3 runs each)"
 gen on3 v1 >"$tmp/v1.yaml"; gen on3 v2 >"$tmp/v2.yaml"
 for i in 1 2 3; do
-  cp "$tmp/v2.yaml" "$tmp/on3/app.yaml"; run deploy "$tmp/on3" >/dev/null
+  cp "$tmp/v2.yaml" "$tmp/on3/app.yaml"; run deploy "$tmp/on3" >/dev/null 2>&1
   timed "$tmp/rollback$i.json" run rollback "$tmp/on3" --to 1
   check "$tmp/rollback$i.json" ".summary.update == $N and .succeeded"
-  add rollback.s "$secs"; add rollback.r "$seen"
-  run deploy "$tmp/on3" >/dev/null
+  add rollback.s "$secs"; add rollback.r "$seen"; add rollback.cpu "$cpu"
+  run deploy "$tmp/on3" >/dev/null 2>&1
   cp "$tmp/v1.yaml" "$tmp/on3/app.yaml"
   timed "$tmp/redeploy-old$i.json" run deploy "$tmp/on3"
   check "$tmp/redeploy-old$i.json" ".summary.update == $N and .succeeded"
-  add old.s "$secs"; add old.r "$seen"
+  add old.s "$secs"; add old.r "$seen"; add old.cpu "$cpu"
 done
 
 for k in "${!col[@]}"; do say "samples $k: $(printf '%s' "${col[$k]}" | tr '\n' ' ')"; done
 on="$(med first-on.s)"; off="$(med first-off.s)"
+more() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (a / b - 1) * 100 }'; }
+# line LABEL KEY [CAPSTAN-REQUESTS] [WRITES]
+line() {
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$(med "$2.s")" "$(med "$2.cpu")" "$(med "$2.r")" "${3:-}" "${4:-}"
+}
 table="$(
-  printf '| scenario (median) | seconds | requests the server saw | capstan requests | cm+secret writes |\n'
-  printf '|---|---:|---:|---:|---:|\n'
-  printf '| first deploy, %s ConfigMaps, history off | %s | %s | | |\n' "$N" "$off" "$(med first-off.r)"
-  printf '| first deploy, %s ConfigMaps, history on (+%s%%) | %s | %s | | |\n' "$N" \
-    "$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.1f", (a / b - 1) * 100 }')" "$on" "$(med first-on.r)"
-  printf '| no-op redeploy, history on | %s | %s | | %s |\n' "$(med noop.s)" "$(med noop.r)" "$(med noop.w)"
-  printf '| prune scan, 40 CRDs, --full-scan | %s | %s | %s | |\n' "$(med prune-full.s)" "$(med prune-full.r)" "$(med prune-full.c)"
-  printf '| prune scan, 40 CRDs, recorded inventory | %s | %s | %s | |\n' "$(med prune-scoped.s)" "$(med prune-scoped.r)" "$(med prune-scoped.c)"
-  printf '| rollback --to 1, %s ConfigMaps changed | %s | %s | | |\n' "$N" "$(med rollback.s)" "$(med rollback.r)"
-  printf '| deploy of the old manifests, same change | %s | %s | | |\n' "$(med old.s)" "$(med old.r)"
+  printf '| scenario (median) | wall s | capstan CPU s | apiserver requests (no discovery) | capstan requests | cm+secret writes |\n'
+  printf '|---|---:|---:|---:|---:|---:|\n'
+  line "first deploy, $N ConfigMaps, history off (5 runs)" first-off
+  line "first deploy, $N ConfigMaps, history on (5 runs): wall $(more "$on" "$off"), CPU $(more "$(med first-on.cpu)" "$(med first-off.cpu)")" first-on
+  line "no-op redeploy, history on (5 runs)" noop "" "$(med noop.w)"
+  line "prune scan, 40 CRDs, --full-scan (3 runs)" prune-full "$(med prune-full.c)"
+  line "prune scan, 40 CRDs, recorded inventory (3 runs)" prune-scoped "$(med prune-scoped.c)"
+  line "rollback --to 1, $N ConfigMaps changed (3 runs)" rollback
+  line "deploy of the old manifests, the same change (3 runs)" old
 )"
 printf '%s\n' "$table"
 if [ -n "${BENCH_OUT:-}" ]; then printf '%s\n' "$table" >"$BENCH_OUT"; fi
