@@ -131,7 +131,7 @@ line() {
   printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$(med "$2.s")" "$(med "$2.cpu")" "$(med "$2.r")" "${3:-}" "${4:-}"
 }
 table="$(
-  printf '| scenario (median) | wall s | capstan CPU s | apiserver requests (no discovery) | capstan requests | cm+secret writes |\n'
+  printf '| scenario (median) | wall s | capstan CPU s | apiserver requests, all clients (no discovery) | capstan requests | cm+secret writes |\n'
   printf '|---|---:|---:|---:|---:|---:|\n'
   line "first deploy, $N ConfigMaps, history off (5 runs)" first-off
   line "first deploy, $N ConfigMaps, history on (5 runs): wall $(more "$on" "$off"), CPU $(more "$(med first-on.cpu)" "$(med first-off.cpu)")" first-on

@@ -42,3 +42,25 @@ impl Default for History {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::History;
+
+    #[test]
+    fn history_takes_keep_and_max_bytes_with_defaults_and_refuses_other_keys() {
+        let parsed: History = serde_yaml::from_str("keep: 3").unwrap();
+        assert_eq!(parsed.keep, 3);
+        assert_eq!(parsed.max_bytes, History::DEFAULT_MAX_BYTES);
+        assert!(
+            !serde_yaml::from_str::<History>("keep: 0")
+                .unwrap()
+                .enabled()
+        );
+        let error = serde_yaml::from_str::<History>("kept: 3").unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `kept`"),
+            "{error}"
+        );
+    }
+}
