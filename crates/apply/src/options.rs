@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use capstan_manifest::{Object, Selection};
+use capstan_manifest::{IgnoreRules, Object, Selection};
 use serde_json::Value;
 
 use crate::redact::ValuePath;
@@ -56,6 +56,9 @@ pub struct Options {
     /// Turns an object of the manifests into the body that is sent, when that differs from
     /// the object itself (decrypting SOPS values, say).
     pub prepare: Option<Arc<dyn Prepare>>,
+    /// Fields that plans, diffs and the unchanged proof leave alone (a stage's
+    /// `ignoreDifferences`).
+    pub ignore: IgnoreRules,
 }
 
 impl Default for Options {
@@ -75,6 +78,7 @@ impl Default for Options {
             timeout: Duration::from_secs(300),
             stamp: BTreeMap::new(),
             prepare: None,
+            ignore: IgnoreRules::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ impl fmt::Debug for Options {
             .field("timeout", &self.timeout)
             .field("stamp", &self.stamp)
             .field("prepare", &self.prepare.is_some())
+            .field("ignore", &self.ignore)
             .finish()
     }
 }

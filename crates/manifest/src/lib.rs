@@ -59,6 +59,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `project` | `capstan.yaml`: the project, its stages, their discriminators |
+//! | `ignore` | a stage's `ignoreDifferences`: fields diff, drift and the unchanged proof leave alone |
 //! | `command` | runs a stage's render command, streaming its standard error |
 //! | `load` | the pipeline: find, read, parse, validate, label, order |
 //! | `input`, `input/kustomize` | which files an input names: files, folders, kluctl projects, GitOps trees |
@@ -74,6 +75,7 @@ mod edit;
 mod error;
 mod escape;
 mod id;
+mod ignore;
 mod input;
 mod lines;
 mod load;
@@ -93,6 +95,7 @@ pub use edit::set_scalar;
 pub use error::Error;
 pub use escape::escape_controls;
 pub use id::ObjectId;
+pub use ignore::{IgnoreRule, IgnoreRules, json_pointer};
 pub use input::Input;
 pub use load::{LoadOptions, load, load_objects};
 pub use manifest::{Format, HANDED_OFF_ANNOTATION, Label, Manifest, Wave};

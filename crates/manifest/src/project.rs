@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
+use crate::ignore::{IgnoreRule, IgnoreRules};
 use crate::names::dns_label_problem;
 use crate::strict::{self, Failure};
 use crate::{
@@ -63,6 +64,7 @@ pub struct Stage {
     state_namespace: String,
     verify_sops_mac: bool,
     transform: Vec<String>,
+    ignore_differences: IgnoreRules,
 }
 
 /// Where a stage's manifests come from.
@@ -98,7 +100,7 @@ struct ProjectFile {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct StageFile {
     manifests: Option<OneOrMany>,
     command: Option<Vec<String>>,
@@ -113,6 +115,8 @@ struct StageFile {
     context: Option<String>,
     #[serde(default)]
     sops: SopsFile,
+    #[serde(default)]
+    ignore_differences: Vec<IgnoreRule>,
 }
 
 /// `sops:` of a stage.
@@ -301,6 +305,7 @@ impl Project {
                     "lists `transform` plugins, but the project lists no `plugins`".to_owned(),
                 ));
             }
+            let ignore_differences = IgnoreRules::new(stage.ignore_differences).map_err(invalid)?;
             stages.push(Stage {
                 name,
                 project: project.clone(),
@@ -313,6 +318,7 @@ impl Project {
                 state_namespace: state_namespace.clone(),
                 verify_sops_mac: stage.sops.verify_mac,
                 transform: stage.transform,
+                ignore_differences,
             });
         }
         Ok(Self {
@@ -433,6 +439,11 @@ impl Stage {
     /// The kube context the stage deploys to, if it names one.
     pub fn context(&self) -> Option<&str> {
         self.context.as_deref()
+    }
+
+    /// The fields `diff`, `drift` and the unchanged proof leave alone (`ignoreDifferences:`).
+    pub fn ignore_differences(&self) -> &IgnoreRules {
+        &self.ignore_differences
     }
 
     /// Renders (when the stage has a command) and loads the stage's manifests, labelled with its
