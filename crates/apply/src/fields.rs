@@ -1,0 +1,178 @@
+//! A planned change field by field, and who last wrote each field of the live object (from its
+//! `managedFields`), for reports that name the manager behind a drift.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::proof::item_index;
+use crate::redact::Redactions;
+
+/// One field whose live value differs from the planned one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct FieldChange {
+    /// The field as JSON pointer segments (`["spec", "replicas"]`).
+    pub path: Vec<String>,
+    /// The live value as compact JSON, secret values masked; `None` when the field is absent.
+    pub live: Option<String>,
+    /// The planned value, the same way.
+    pub planned: Option<String>,
+    /// The manager whose `managedFields` entry owns the live field, if any does.
+    pub owner: Option<FieldOwner>,
+}
+
+/// A `managedFields` entry, as far as a report needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct FieldOwner {
+    /// The field manager (`kubectl-edit`, `kube-controller-manager`, `capstan`).
+    pub manager: String,
+    /// `Apply` or `Update`.
+    pub operation: String,
+    /// When the manager last changed the object, RFC 3339.
+    pub time: Option<String>,
+}
+
+/// The fields where `before` and `after` (normalised and masked) differ, owners looked up in
+/// `live`, the object as the server returned it.
+pub(crate) fn changes(
+    live: Option<&Value>,
+    before: Option<&Value>,
+    after: &Value,
+    secrets: &Redactions,
+) -> Vec<FieldChange> {
+    let Some(before) = before else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut path = Vec::new();
+    walk(Some(before), Some(after), &mut path, &mut out);
+    let show = |value: Option<&Value>| value.map(|v| secrets.redact(&v.to_string()));
+    out.into_iter()
+        .map(|(path, old, new)| FieldChange {
+            owner: live.and_then(|live| owner_of(live, &path)),
+            live: show(old),
+            planned: show(new),
+            path,
+        })
+        .collect()
+}
+
+type Change<'v> = (Vec<String>, Option<&'v Value>, Option<&'v Value>);
+
+fn walk<'v>(
+    old: Option<&'v Value>,
+    new: Option<&'v Value>,
+    path: &mut Vec<String>,
+    out: &mut Vec<Change<'v>>,
+) {
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let keys = a.keys().chain(b.keys().filter(|k| !a.contains_key(*k)));
+            for key in keys {
+                path.push(key.clone());
+                walk(a.get(key), b.get(key), path, out);
+                path.pop();
+            }
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) if a.len() == b.len() => {
+            for (index, (x, y)) in a.iter().zip(b).enumerate() {
+                path.push(index.to_string());
+                walk(Some(x), Some(y), path, out);
+                path.pop();
+            }
+        }
+        (a, b) if a != b => out.push((path.clone(), a, b)),
+        _ => {}
+    }
+}
+
+/// The entry of `live`'s `managedFields` that owns the field at `path` or, for a field inside
+/// an atomic value, the value.
+pub(crate) fn owner_of(live: &Value, path: &[String]) -> Option<FieldOwner> {
+    let entries = live.pointer("/metadata/managedFields")?.as_array()?;
+    entries.iter().find_map(|entry| {
+        let fields = entry.get("fieldsV1")?;
+        owns(fields, live, path).then(|| FieldOwner {
+            manager: text(entry, "manager").unwrap_or_default(),
+            operation: text(entry, "operation").unwrap_or_default(),
+            time: text(entry, "time"),
+        })
+    })
+}
+
+fn text(entry: &Value, key: &str) -> Option<String> {
+    entry.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn owns(fields: &Value, object: &Value, path: &[String]) -> bool {
+    let (mut node, mut value) = (fields, Some(object));
+    for step in path {
+        let Value::Object(children) = node else {
+            return false;
+        };
+        if children.is_empty() {
+            return true;
+        }
+        let child = match value {
+            Some(Value::Array(items)) => children.iter().find_map(|(key, child)| {
+                let index = item_index(key, items)?;
+                (index.to_string() == *step).then_some(child)
+            }),
+            _ => children.get(&format!("f:{step}")),
+        };
+        let Some(child) = child else {
+            return false;
+        };
+        node = child;
+        value = value.and_then(|v| match v {
+            Value::Array(items) => step.parse::<usize>().ok().and_then(|i| items.get(i)),
+            other => other.get(step),
+        });
+    }
+    node.as_object()
+        .is_some_and(|children| children.is_empty() || children.contains_key("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{changes, owner_of};
+    use crate::redact::Redactions;
+
+    #[test]
+    fn changes_are_listed_per_field_with_their_owner() {
+        let live = json!({"metadata": {"managedFields": [
+            {"manager": "capstan", "operation": "Apply", "time": "t1",
+             "fieldsV1": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {".": {}, "f:name": {}}}}}},
+            {"manager": "kubectl-edit", "operation": "Update", "time": "t2",
+             "fieldsV1": {"f:spec": {"f:replicas": {}, "f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}]},
+            "spec": {"replicas": 3, "containers": [{"name": "web", "image": "b"}]}});
+        let before = json!({"spec": {"replicas": 3, "containers": [{"name": "web", "image": "b"}]}});
+        let after = json!({"spec": {"replicas": 1, "containers": [{"name": "web", "image": "a"}],
+            "paused": false}});
+        let found = changes(Some(&live), Some(&before), &after, &Redactions::default());
+        let summary: Vec<(String, Option<String>, Option<String>, Option<String>)> = found
+            .iter()
+            .map(|c| {
+                (
+                    c.path.join("/"),
+                    c.live.clone(),
+                    c.planned.clone(),
+                    c.owner.as_ref().map(|o| o.manager.clone()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("spec/replicas".into(), Some("3".into()), Some("1".into()), Some("kubectl-edit".into())),
+                ("spec/containers/0/image".into(), Some("\"b\"".into()), Some("\"a\"".into()), Some("kubectl-edit".into())),
+                ("spec/paused".into(), None, Some("false".into()), None),
+            ]
+        );
+        let name = ["spec", "containers", "0", "name"].map(str::to_owned);
+        assert_eq!(owner_of(&live, &name).unwrap().manager, "capstan");
+    }
+}
