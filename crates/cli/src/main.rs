@@ -12,6 +12,7 @@ mod capi;
 mod certs;
 mod cluster;
 mod deploy;
+mod drift;
 mod handoff;
 mod hints;
 mod inspect;
@@ -53,6 +54,7 @@ enum Command {
     Local(local::LocalArgs),
     Deploy(deploy::DeployArgs),
     Diff(deploy::DiffArgs),
+    Drift(drift::DriftArgs),
     Prune(deploy::PruneArgs),
     Delete(inspect::DeleteArgs),
     List(inspect::ListArgs),
@@ -188,6 +190,7 @@ fn main() -> std::process::ExitCode {
         Command::Local(args) => local::run(args),
         Command::Deploy(args) => deploy::deploy(args),
         Command::Diff(args) => deploy::diff(args),
+        Command::Drift(args) => drift::drift(args),
         Command::Prune(args) => deploy::prune(args),
         Command::Delete(args) => inspect::delete(args),
         Command::List(args) => inspect::list(args),
