@@ -63,13 +63,17 @@ pub(crate) struct DriftArgs {
 pub(crate) fn drift(args: &DriftArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load()?;
     let (options, _secrets) = decrypting(args.apply.options(&loaded), &loaded);
+    // A check takes the fields over in its dry run, as a deploy with --force-conflicts would:
+    // a field another manager took is the drift to report, not a reason to give up.
+    let mut check = options.clone();
+    check.force_conflicts = true;
     let json = args.output.json();
     Ok(block_on(async {
         let cluster = args.cluster.connect(loaded.context.as_deref()).await?;
         if args.watch {
-            return watch(args, &loaded, &cluster, options).await;
+            return watch(args, &loaded, &cluster, check, options).await;
         }
-        let deployer = Deployer::new(cluster.client.clone(), options.clone());
+        let deployer = Deployer::new(cluster.client.clone(), check);
         let manager = options.field_manager.clone();
         let report = capstan_drift::detect(&deployer, &loaded.manifest, &manager, &|_| {}).await?;
         if json {
@@ -98,6 +102,7 @@ async fn watch(
     args: &DriftArgs,
     loaded: &Loaded,
     cluster: &Cluster,
+    check: Options,
     options: Options,
 ) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(Metrics::default());
@@ -106,7 +111,7 @@ async fn watch(
         tokio::spawn(serve(listener, metrics.clone()));
     }
     let mut watch_options = WatchOptions::default();
-    watch_options.options = options.clone();
+    watch_options.options = check;
     watch_options.resync = args.resync;
     let mut watcher =
         capstan_drift::watch(cluster.client.clone(), &loaded.manifest, watch_options).await?;
