@@ -141,6 +141,8 @@ mod tests {
     use super::{changes, owner_of};
     use crate::redact::Redactions;
 
+    type Row = (String, Option<String>, Option<String>, Option<String>);
+
     #[test]
     fn changes_are_listed_per_field_with_their_owner() {
         let live = json!({"metadata": {"managedFields": [
@@ -149,11 +151,12 @@ mod tests {
             {"manager": "kubectl-edit", "operation": "Update", "time": "t2",
              "fieldsV1": {"f:spec": {"f:replicas": {}, "f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}]},
             "spec": {"replicas": 3, "containers": [{"name": "web", "image": "b"}]}});
-        let before = json!({"spec": {"replicas": 3, "containers": [{"name": "web", "image": "b"}]}});
+        let before =
+            json!({"spec": {"replicas": 3, "containers": [{"name": "web", "image": "b"}]}});
         let after = json!({"spec": {"replicas": 1, "containers": [{"name": "web", "image": "a"}],
             "paused": false}});
         let found = changes(Some(&live), Some(&before), &after, &Redactions::default());
-        let summary: Vec<(String, Option<String>, Option<String>, Option<String>)> = found
+        let summary: Vec<Row> = found
             .iter()
             .map(|c| {
                 (
@@ -167,8 +170,18 @@ mod tests {
         assert_eq!(
             summary,
             [
-                ("spec/replicas".into(), Some("3".into()), Some("1".into()), Some("kubectl-edit".into())),
-                ("spec/containers/0/image".into(), Some("\"b\"".into()), Some("\"a\"".into()), Some("kubectl-edit".into())),
+                (
+                    "spec/replicas".into(),
+                    Some("3".into()),
+                    Some("1".into()),
+                    Some("kubectl-edit".into())
+                ),
+                (
+                    "spec/containers/0/image".into(),
+                    Some("\"b\"".into()),
+                    Some("\"a\"".into()),
+                    Some("kubectl-edit".into())
+                ),
                 ("spec/paused".into(), None, Some("false".into()), None),
             ]
         );

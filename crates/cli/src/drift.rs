@@ -127,7 +127,12 @@ async fn watch(
             Ok(event) => event,
             Err(error) => {
                 metrics.errors.fetch_add(1, Ordering::Relaxed);
-                line(json, &Line::Error { message: format!("{:#}", anyhow::Error::from(error)) })?;
+                line(
+                    json,
+                    &Line::Error {
+                        message: format!("{:#}", anyhow::Error::from(error)),
+                    },
+                )?;
                 continue;
             }
         };
@@ -135,7 +140,13 @@ async fn watch(
             WatchEvent::Checked { report, full } => {
                 metrics.checked(&report, full);
                 if json {
-                    line(true, &Line::Checked { full, report: Json::of(&report, Some(State::InSync)) })?;
+                    line(
+                        true,
+                        &Line::Checked {
+                            full,
+                            report: Json::of(&report, Some(State::InSync)),
+                        },
+                    )?;
                 } else {
                     text(&report, full)?;
                 }
@@ -145,9 +156,20 @@ async fn watch(
                     heal(args, loaded, cluster, &options, &report).await?;
                 }
             }
-            WatchEvent::Lost { resource, error, retry_in } => {
+            WatchEvent::Lost {
+                resource,
+                error,
+                retry_in,
+            } => {
                 metrics.errors.fetch_add(1, Ordering::Relaxed);
-                line(json, &Line::Lost { resource, error, retry_in: retry_in.as_secs_f64() })?;
+                line(
+                    json,
+                    &Line::Lost {
+                        resource,
+                        error,
+                        retry_in: retry_in.as_secs_f64(),
+                    },
+                )?;
             }
             WatchEvent::Watching { resource } => line(json, &Line::Watching { resource })?,
             _ => {}
@@ -193,7 +215,12 @@ async fn heal(
     options.selection = Some(Selection::new(selectors, Vec::new()));
     let deployer = Deployer::new(cluster.client.clone(), options);
     let mut deployer = locked(deployer, cluster, loaded, &args.apply).await?;
-    let wanted: Vec<&ObjectId> = report.items.iter().filter(|i| healable(i)).map(|i| &i.id).collect();
+    let wanted: Vec<&ObjectId> = report
+        .items
+        .iter()
+        .filter(|i| healable(i))
+        .map(|i| &i.id)
+        .collect();
     // Name selectors pick every kind of that name: only the drifted objects are written.
     let mut only_drifted = |plan: &capstan_apply::Plan<'_>| {
         plan.objects()
@@ -202,7 +229,12 @@ async fn heal(
             .all(|i| wanted.contains(&i.id()))
     };
     let result = deployer
-        .deploy(&loaded.manifest, DeployRequest::default(), &|_| {}, &mut only_drifted)
+        .deploy(
+            &loaded.manifest,
+            DeployRequest::default(),
+            &|_| {},
+            &mut only_drifted,
+        )
         .await;
     release(&mut deployer).await;
     let deployment = result?;
@@ -218,7 +250,13 @@ async fn heal(
         .filter_map(|o| o.result.as_ref().err().map(|e| e.to_string()))
         .collect();
     if args.output.json() && args.watch {
-        line(true, &Line::Healed { items: healed, errors: failed })?;
+        line(
+            true,
+            &Line::Healed {
+                items: healed,
+                errors: failed,
+            },
+        )?;
     } else {
         let mut err = std::io::stderr();
         for id in &healed {
@@ -279,7 +317,9 @@ fn text(report: &Report, full: bool) -> std::io::Result<()> {
 
 fn describe(field: &FieldDrift) -> String {
     let by = match (&field.manager, &field.operation, &field.time) {
-        (Some(manager), Some(operation), Some(time)) => format!(" by {manager} ({operation}, {time})"),
+        (Some(manager), Some(operation), Some(time)) => {
+            format!(" by {manager} ({operation}, {time})")
+        }
         (Some(manager), _, _) => format!(" by {manager}"),
         _ => String::new(),
     };
@@ -429,8 +469,15 @@ fn line(json: bool, line: &Line<'_>) -> std::io::Result<()> {
     }
     let mut err = std::io::stderr();
     match line {
-        Line::Lost { resource, error, retry_in } => {
-            writeln!(err, "watch of {resource} lost ({error}); retrying in {retry_in}s")
+        Line::Lost {
+            resource,
+            error,
+            retry_in,
+        } => {
+            writeln!(
+                err,
+                "watch of {resource} lost ({error}); retrying in {retry_in}s"
+            )
         }
         Line::Watching { resource } => writeln!(err, "watching {resource}"),
         Line::Error { message } => writeln!(err, "error: {message}"),
@@ -452,7 +499,8 @@ impl Metrics {
         self.checks.fetch_add(1, Ordering::Relaxed);
         if full {
             let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-            self.objects.store(count(report.items.len()), Ordering::Relaxed);
+            self.objects
+                .store(count(report.items.len()), Ordering::Relaxed);
             let drifted = report.items.len() - report.count(State::InSync);
             self.drifted.store(count(drifted), Ordering::Relaxed);
         }

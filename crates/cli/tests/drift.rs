@@ -18,7 +18,11 @@ fn capstan(plane: &ControlPlane, args: &[&str]) -> Output {
 
 fn kubectl(plane: &ControlPlane, args: &[&str]) -> String {
     let output = plane.kubectl().args(args).output().unwrap();
-    assert!(output.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -41,8 +45,15 @@ fn project(dir: &Path, ns: &str, extra: &str) {
 fn deployed(plane: &ControlPlane, dir: &Path, ns: &str) {
     project(dir, ns, "");
     let root = dir.to_str().unwrap();
-    let out = capstan(plane, &["deploy", "--project", root, "--stage", "app", "--yes"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = capstan(
+        plane,
+        &["deploy", "--project", root, "--stage", "app", "--yes"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // managedFields have one-second timestamps: edits must come later than capstan's write.
     std::thread::sleep(Duration::from_millis(1100));
 }
@@ -83,15 +94,51 @@ async fn drift_names_the_manager_and_field_and_an_ignore_rule_silences_exactly_i
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["inSync"], true);
 
-    kubectl(plane, &["-n", &ns, "patch", "deploy", "web", "--type", "merge", "-p", r#"{"spec":{"replicas":3}}"#]);
-    kubectl(plane, &["-n", &ns, "patch", "cm", "settings", "--type", "merge", "-p", r#"{"data":{"mode":"slow"}}"#]);
+    kubectl(
+        plane,
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "deploy",
+            "web",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"replicas":3}}"#,
+        ],
+    );
+    kubectl(
+        plane,
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "cm",
+            "settings",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"mode":"slow"}}"#,
+        ],
+    );
     let (code, report) = drift_json(plane, dir.path(), &[]);
     assert_eq!(code, Some(1), "{report:#}");
     assert_eq!(
         fields(&report),
         [
-            ("settings".into(), "/data/mode".into(), "changed".into(), "kubectl-patch".into()),
-            ("web".into(), "/spec/replicas".into(), "changed".into(), "kubectl-patch".into()),
+            (
+                "settings".into(),
+                "/data/mode".into(),
+                "changed".into(),
+                "kubectl-patch".into()
+            ),
+            (
+                "web".into(),
+                "/spec/replicas".into(),
+                "changed".into(),
+                "kubectl-patch".into()
+            ),
         ],
         "{report:#}"
     );
@@ -111,7 +158,12 @@ async fn drift_names_the_manager_and_field_and_an_ignore_rule_silences_exactly_i
     assert_eq!(code, Some(1), "{report:#}");
     assert_eq!(
         fields(&report),
-        [("settings".into(), "/data/mode".into(), "changed".into(), "kubectl-patch".into())],
+        [(
+            "settings".into(),
+            "/data/mode".into(),
+            "changed".into(),
+            "kubectl-patch".into()
+        )],
         "the rule silences the replicas and nothing else: {report:#}"
     );
 }
@@ -122,19 +174,82 @@ async fn heal_restores_the_drifted_field_and_nothing_else() {
     let ns = plane.create_namespace("heal").await.unwrap();
     let dir = tempfile::TempDir::new().unwrap();
     deployed(plane, dir.path(), &ns);
-    kubectl(plane, &["-n", &ns, "patch", "cm", "settings", "--type", "merge", "-p", r#"{"data":{"mode":"slow"}}"#]);
-    kubectl(plane, &["-n", &ns, "annotate", "cm", "settings", "note=by-hand"]);
-    let deploy_version = kubectl(plane, &["-n", &ns, "get", "deploy", "web", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    kubectl(
+        plane,
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "cm",
+            "settings",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"mode":"slow"}}"#,
+        ],
+    );
+    kubectl(
+        plane,
+        &["-n", &ns, "annotate", "cm", "settings", "note=by-hand"],
+    );
+    let deploy_version = kubectl(
+        plane,
+        &[
+            "-n",
+            &ns,
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ],
+    );
     let (code, _) = drift_json(plane, dir.path(), &["--heal", "--force-conflicts"]);
     assert_eq!(code, Some(1), "the report is of the drift found");
-    assert_eq!(kubectl(plane, &["-n", &ns, "get", "cm", "settings", "-o", "jsonpath={.data.mode}"]), "fast");
     assert_eq!(
-        kubectl(plane, &["-n", &ns, "get", "cm", "settings", "-o", "jsonpath={.metadata.annotations.note}"]),
+        kubectl(
+            plane,
+            &[
+                "-n",
+                &ns,
+                "get",
+                "cm",
+                "settings",
+                "-o",
+                "jsonpath={.data.mode}"
+            ]
+        ),
+        "fast"
+    );
+    assert_eq!(
+        kubectl(
+            plane,
+            &[
+                "-n",
+                &ns,
+                "get",
+                "cm",
+                "settings",
+                "-o",
+                "jsonpath={.metadata.annotations.note}"
+            ]
+        ),
         "by-hand",
         "a field capstan never applied stays"
     );
     assert_eq!(
-        kubectl(plane, &["-n", &ns, "get", "deploy", "web", "-o", "jsonpath={.metadata.resourceVersion}"]),
+        kubectl(
+            plane,
+            &[
+                "-n",
+                &ns,
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.metadata.resourceVersion}"
+            ]
+        ),
         deploy_version,
         "an object in sync is not written"
     );
@@ -171,21 +286,34 @@ fn until(lines: &mpsc::Receiver<Value>, wanted: impl Fn(&Value) -> bool) -> Valu
 
 fn reports_drift_of(line: &Value, name: &str) -> bool {
     line["event"] == "checked"
-        && line["items"]
-            .as_array()
-            .is_some_and(|items| items.iter().any(|i| i["object"]["name"] == name && i["state"] == "drifted"))
+        && line["items"].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|i| i["object"]["name"] == name && i["state"] == "drifted")
+        })
 }
 
 #[tokio::test]
 async fn watch_reports_a_change_as_it_happens_survives_an_apiserver_restart_and_stops_on_sigterm() {
     // A plane of its own: the outage must not reach the other tests.
-    let plane = ControlPlane::start(capstan_testenv::Options::default()).await.unwrap();
+    let plane = ControlPlane::start(capstan_testenv::Options::default())
+        .await
+        .unwrap();
     let ns = plane.create_namespace("watch").await.unwrap();
     let dir = tempfile::TempDir::new().unwrap();
     deployed(&plane, dir.path(), &ns);
     let root = dir.path().to_str().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_capstan"))
-        .args(["drift", "--project", root, "--stage", "app", "--watch", "-o", "json"])
+        .args([
+            "drift",
+            "--project",
+            root,
+            "--stage",
+            "app",
+            "--watch",
+            "-o",
+            "json",
+        ])
         .env("KUBECONFIG", plane.kubeconfig())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -198,7 +326,20 @@ async fn watch_reports_a_change_as_it_happens_survives_an_apiserver_restart_and_
     assert_eq!(first["inSync"], true, "{first:#}");
     until(&lines, |l| l["event"] == "watching");
 
-    kubectl(&plane, &["-n", &ns, "patch", "cm", "settings", "--type", "merge", "-p", r#"{"data":{"mode":"slow"}}"#]);
+    kubectl(
+        &plane,
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "cm",
+            "settings",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"mode":"slow"}}"#,
+        ],
+    );
     let seen = until(&lines, |l| reports_drift_of(l, "settings"));
     assert_eq!(seen["full"], false, "a re-check of the changed object only");
 
@@ -206,11 +347,30 @@ async fn watch_reports_a_change_as_it_happens_survives_an_apiserver_restart_and_
     until(&lines, |l| l["event"] == "lost");
     plane.start_api_server().await.unwrap();
     until(&lines, |l| l["event"] == "watching");
-    kubectl(&plane, &["-n", &ns, "patch", "deploy", "web", "--type", "merge", "-p", r#"{"spec":{"replicas":2}}"#]);
+    kubectl(
+        &plane,
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "deploy",
+            "web",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"replicas":2}}"#,
+        ],
+    );
     until(&lines, |l| reports_drift_of(l, "web"));
 
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }

@@ -120,7 +120,14 @@ pub async fn watch<'m>(
     }
     let feeds = resources
         .into_iter()
-        .map(|resource| feed(client.clone(), resource, selector.clone(), options.max_backoff))
+        .map(|resource| {
+            feed(
+                client.clone(),
+                resource,
+                selector.clone(),
+                options.max_backoff,
+            )
+        })
         .collect();
     Ok(Watcher {
         client,
@@ -136,7 +143,11 @@ pub async fn watch<'m>(
 }
 
 fn key(kind: &str, namespace: Option<&str>, name: &str) -> Key {
-    (kind.to_owned(), namespace.map(str::to_owned), name.to_owned())
+    (
+        kind.to_owned(),
+        namespace.map(str::to_owned),
+        name.to_owned(),
+    )
 }
 
 impl Watcher<'_> {
@@ -235,7 +246,9 @@ fn feed(
     selector: Option<String>,
     max_backoff: Duration,
 ) -> BoxStream<'static, Item> {
-    type Events = Pin<Box<dyn Stream<Item = kube::Result<KubeEvent<PartialObjectMeta<DynamicObject>>>> + Send>>;
+    type Events = Pin<
+        Box<dyn Stream<Item = kube::Result<KubeEvent<PartialObjectMeta<DynamicObject>>>> + Send>,
+    >;
     struct State {
         api: kube::Api<DynamicObject>,
         params: WatchParams,
@@ -275,7 +288,11 @@ fn feed(
                 if let Some(wait) = state.wait.take() {
                     tokio::time::sleep(wait).await;
                 }
-                match state.api.watch_metadata(&state.params, &state.version).await {
+                match state
+                    .api
+                    .watch_metadata(&state.params, &state.version)
+                    .await
+                {
                     Ok(events) => {
                         state.events = Some(Box::pin(events));
                         let name = state.name.clone();
