@@ -382,8 +382,8 @@ struct JsonItem<'r> {
 struct JsonField<'r> {
     pointer: &'r str,
     kind: &'static str,
-    live: Option<&'r str>,
-    planned: Option<&'r str>,
+    live: Option<serde_json::Value>,
+    planned: Option<serde_json::Value>,
     manager: Option<&'r str>,
     operation: Option<&'r str>,
     time: Option<&'r str>,
@@ -408,8 +408,8 @@ impl<'r> Json<'r> {
                     .map(|f| JsonField {
                         pointer: &f.pointer,
                         kind: kind(f.kind),
-                        live: f.live.as_deref(),
-                        planned: f.planned.as_deref(),
+                        live: f.live.as_deref().map(json_value),
+                        planned: f.planned.as_deref().map(json_value),
                         manager: f.manager.as_deref(),
                         operation: f.operation.as_deref(),
                         time: f.time.as_deref(),
@@ -430,6 +430,11 @@ impl<'r> Json<'r> {
             requests: report.requests,
         }
     }
+}
+
+/// A value the report holds as compact JSON text (masked where secret), as JSON again.
+fn json_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
 }
 
 /// One line of `drift --watch -o json`.

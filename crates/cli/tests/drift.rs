@@ -143,8 +143,8 @@ async fn drift_names_the_manager_and_field_and_an_ignore_rule_silences_exactly_i
         "{report:#}"
     );
     let replicas = &report["items"][1]["fields"][0];
-    assert_eq!(replicas["live"], "3");
-    assert_eq!(replicas["planned"], "1");
+    assert_eq!(replicas["live"], 3);
+    assert_eq!(replicas["planned"], 1);
     assert_eq!(replicas["operation"], "Update");
     assert!(replicas["time"].is_string());
     assert_eq!(replicas["rule"]["jsonPointers"][0], "/spec/replicas");
