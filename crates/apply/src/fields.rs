@@ -1,11 +1,22 @@
 //! A planned change field by field, and who last wrote each field of the live object (from its
 //! `managedFields`), for reports that name the manager behind a drift.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::proof::item_index;
-use crate::redact::Redactions;
+use crate::proof::{is_ours, item_index, members, pointer_of, touches_only_status};
+use crate::redact::{Redactions, is_secret};
+
+/// Field managers of the control plane itself: what they write beside capstan (a Deployment's
+/// revision annotation, a ServiceAccount's token `secrets`) is the cluster's bookkeeping, never
+/// somebody else's addition.
+pub const CONTROL_PLANE_MANAGERS: &[&str] = &[
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-apiserver",
+];
 
 /// One field whose live value differs from the planned one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -31,6 +42,100 @@ pub struct FieldOwner {
     pub operation: String,
     /// When the manager last changed the object, RFC 3339.
     pub time: Option<String>,
+}
+
+/// Whether a manager other than `field_manager` and the control plane's has written fields
+/// capstan does not own since capstan last applied the object: from its metadata alone.
+pub fn has_foreign_fields(entries: &[ManagedFieldsEntry], field_manager: &str) -> bool {
+    !foreign(entries, field_manager).is_empty()
+}
+
+/// The fields of `live` (a whole object) that managers other than `field_manager` and the
+/// control plane's added since capstan last applied it, and capstan does not own: each with its
+/// live value (Secret values masked), no planned value, and its owner.
+pub fn foreign_fields(live: &Value, field_manager: &str) -> Vec<FieldChange> {
+    let entries: Vec<ManagedFieldsEntry> = live
+        .pointer("/metadata/managedFields")
+        .and_then(|entries| serde_json::from_value(entries.clone()).ok())
+        .unwrap_or_default();
+    let secret = is_secret(live);
+    let mut out = Vec::new();
+    for (entry, paths) in foreign(&entries, field_manager) {
+        for path in paths {
+            let Some(pointer) = pointer_of(&path, live) else {
+                continue;
+            };
+            let value = pointer.iter().try_fold(live, |value, step| match value {
+                Value::Array(items) => step.parse::<usize>().ok().and_then(|i| items.get(i)),
+                other => other.get(step),
+            });
+            let masked = secret
+                && matches!(
+                    pointer.first().map(String::as_str),
+                    Some("data" | "stringData")
+                );
+            out.push(FieldChange {
+                live: value.map(|v| {
+                    if masked {
+                        "\"***\"".to_owned()
+                    } else {
+                        v.to_string()
+                    }
+                }),
+                planned: None,
+                owner: Some(FieldOwner {
+                    manager: entry.manager.clone().unwrap_or_default(),
+                    operation: entry.operation.clone().unwrap_or_default(),
+                    time: entry.time.as_ref().map(|t| t.0.to_string()),
+                }),
+                path: pointer,
+            });
+        }
+    }
+    out
+}
+
+/// The entries of other managers newer than capstan's, with the paths they own that capstan's
+/// entry does not (status and list-item markers left out).
+fn foreign<'e>(
+    entries: &'e [ManagedFieldsEntry],
+    field_manager: &str,
+) -> Vec<(&'e ManagedFieldsEntry, Vec<Vec<String>>)> {
+    let Some(ours) = entries.iter().find(|e| is_ours(e, field_manager)) else {
+        return Vec::new();
+    };
+    let owned = ours
+        .fields_v1
+        .as_ref()
+        .map(|f| members(&f.0))
+        .unwrap_or_default();
+    entries
+        .iter()
+        .filter(|e| !is_ours(e, field_manager) && !touches_only_status(e))
+        .filter(|e| {
+            e.manager
+                .as_deref()
+                .is_some_and(|m| m != field_manager && !CONTROL_PLANE_MANAGERS.contains(&m))
+        })
+        .filter(|e| match (&e.time, &ours.time) {
+            (Some(theirs), Some(applied)) => theirs >= applied,
+            _ => true,
+        })
+        .filter_map(|e| {
+            let mut paths: Vec<Vec<String>> = e
+                .fields_v1
+                .as_ref()
+                .map(|f| members(&f.0))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|path| path.first().is_none_or(|first| first != "f:status"))
+                .filter(|path| !owned.contains(path))
+                .filter(|path| !owned.iter().any(|o| o.starts_with(path)))
+                .collect();
+            paths.sort();
+            (!paths.is_empty()).then_some((e, paths))
+        })
+        .collect()
 }
 
 /// The fields where `before` and `after` (normalised and masked) differ, owners looked up in

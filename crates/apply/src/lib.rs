@@ -105,7 +105,7 @@ pub use crate::{
     deployer::{DeployRequest, Deployer, Deployment, Inventory},
     diff::Diff,
     error::{Error, Result},
-    fields::{FieldChange, FieldOwner},
+    fields::{CONTROL_PLANE_MANAGERS, FieldChange, FieldOwner, foreign_fields, has_foreign_fields},
     holder::LockHolder,
     lock::{LockRequest, StageLock, default_holder},
     options::{Options, Prepare, Prepared},

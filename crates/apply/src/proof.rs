@@ -288,7 +288,7 @@ impl Walk<'_> {
     }
 }
 
-fn is_ours(entry: &ManagedFieldsEntry, field_manager: &str) -> bool {
+pub(crate) fn is_ours(entry: &ManagedFieldsEntry, field_manager: &str) -> bool {
     entry.manager.as_deref() == Some(field_manager)
         && entry.operation.as_deref() == Some("Apply")
         && entry.subresource.as_deref().is_none_or(str::is_empty)
@@ -296,7 +296,7 @@ fn is_ours(entry: &ManagedFieldsEntry, field_manager: &str) -> bool {
 
 /// Controllers write status through the status subresource (named in the entry from
 /// Kubernetes 1.22 on; before that, the entry's fields are all under `f:status`).
-fn touches_only_status(entry: &ManagedFieldsEntry) -> bool {
+pub(crate) fn touches_only_status(entry: &ManagedFieldsEntry) -> bool {
     if entry.subresource.as_deref() == Some("status") {
         return true;
     }

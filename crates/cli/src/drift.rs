@@ -73,9 +73,8 @@ pub(crate) fn drift(args: &DriftArgs) -> Result<ExitCode, Failure> {
         if args.watch {
             return watch(args, &loaded, &cluster, check, options).await;
         }
-        let deployer = Deployer::new(cluster.client.clone(), check);
-        let manager = options.field_manager.clone();
-        let report = capstan_drift::detect(&deployer, &loaded.manifest, &manager, &|_| {}).await?;
+        let report =
+            capstan_drift::detect(&cluster.client, &check, &loaded.manifest, &|_| {}).await?;
         if json {
             output::print(&Json::of(&report, None))?;
         } else {
@@ -337,6 +336,7 @@ fn kind(kind: ChangeKind) -> &'static str {
         ChangeKind::Removed => "removed",
         ChangeKind::NotDeployed => "not-deployed",
         ChangeKind::Defaulted => "defaulted",
+        ChangeKind::Added => "added",
         _ => "other",
     }
 }

@@ -122,6 +122,10 @@ async fn drift_names_the_manager_and_field_and_an_ignore_rule_silences_exactly_i
             r#"{"data":{"mode":"slow"}}"#,
         ],
     );
+    kubectl(
+        plane,
+        &["-n", &ns, "annotate", "deploy", "web", "note=by-hand"],
+    );
     let (code, report) = drift_json(plane, dir.path(), &[]);
     assert_eq!(code, Some(1), "{report:#}");
     assert_eq!(
@@ -138,6 +142,12 @@ async fn drift_names_the_manager_and_field_and_an_ignore_rule_silences_exactly_i
                 "/spec/replicas".into(),
                 "changed".into(),
                 "kubectl-patch".into()
+            ),
+            (
+                "web".into(),
+                "/metadata/annotations/note".into(),
+                "added".into(),
+                "kubectl-annotate".into()
             ),
         ],
         "{report:#}"
@@ -158,12 +168,20 @@ async fn drift_names_the_manager_and_field_and_an_ignore_rule_silences_exactly_i
     assert_eq!(code, Some(1), "{report:#}");
     assert_eq!(
         fields(&report),
-        [(
-            "settings".into(),
-            "/data/mode".into(),
-            "changed".into(),
-            "kubectl-patch".into()
-        )],
+        [
+            (
+                "settings".into(),
+                "/data/mode".into(),
+                "changed".into(),
+                "kubectl-patch".into()
+            ),
+            (
+                "web".into(),
+                "/metadata/annotations/note".into(),
+                "added".into(),
+                "kubectl-annotate".into()
+            ),
+        ],
         "the rule silences the replicas and nothing else: {report:#}"
     );
 }

@@ -369,7 +369,17 @@ async fn drift_reports_each_object_and_field_in_items() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let patched = plane
         .kubectl()
-        .args(["-n", &ns, "patch", "cm", "one", "--type", "merge", "-p", r#"{"data":{"k":"w"}}"#])
+        .args([
+            "-n",
+            &ns,
+            "patch",
+            "cm",
+            "one",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"k":"w"}}"#,
+        ])
         .output()
         .unwrap();
     assert!(patched.status.success(), "{}", text(&patched.stderr));

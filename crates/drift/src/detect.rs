@@ -1,7 +1,13 @@
 //! One check of a stage: what differs from the live objects, field by field, and who made the
 //! difference.
 
-use capstan_apply::{Action, Deployer, FieldChange, Plan, Planned, Progress};
+use std::collections::HashMap;
+
+use capstan_apply::{
+    Action, Deployer, FieldChange, Options, Plan, Planned, Progress, foreign_fields,
+    has_foreign_fields,
+};
+use capstan_kube::{Api, Catalog, MetaItem, Target};
 use capstan_manifest::{IgnoreRule, Manifest, ObjectId, json_pointer};
 
 use crate::error::{Error, Result};
@@ -33,6 +39,8 @@ pub enum ChangeKind {
     NotDeployed,
     /// Nobody owns the live field: server defaulting or a mutating webhook.
     Defaulted,
+    /// Another manager (not the control plane's) added a field the stage does not set.
+    Added,
 }
 
 /// One field that differs.
@@ -94,25 +102,113 @@ impl Report {
 }
 
 /// Checks every object of `manifest` against the cluster, writing nothing: objects proved
-/// unchanged from their metadata cost no request each; the rest are read and dry-run.
-/// The deployer's [`Options::ignore`](capstan_apply::Options::ignore) rules apply, and its
-/// field manager is the one whose fields count as the stage's.
+/// unchanged from their metadata cost no request each; the rest are read and dry-run. Fields
+/// other managers added since capstan's last apply are found from one metadata list per type,
+/// and only objects that have some are read. `options` are the deployer's: its
+/// [`ignore`](capstan_apply::Options::ignore) rules apply, and its field manager's fields are
+/// the stage's.
 ///
 /// # Errors
 ///
 /// [`Error::Plan`] when discovery or a list fails. A failed check of one object is
 /// [`State::Unknown`].
 pub async fn detect(
-    deployer: &Deployer,
+    client: &kube::Client,
+    options: &Options,
     manifest: &Manifest,
-    field_manager: &str,
     progress: Progress<'_>,
 ) -> Result<Report> {
+    let deployer = Deployer::new(client.clone(), options.clone());
     let plan = deployer
         .plan(manifest, false, progress)
         .await
         .map_err(Error::Plan)?;
-    Ok(report(&plan, field_manager))
+    let mut report = report(&plan, &options.field_manager);
+    let api = Api::new(client.clone());
+    added(&api, options, manifest, &mut report).await?;
+    report.requests += api.requests();
+    Ok(report)
+}
+
+/// Adds the fields other managers added to objects otherwise in sync or drifted.
+async fn added(
+    api: &Api,
+    options: &Options,
+    manifest: &Manifest,
+    report: &mut Report,
+) -> Result<()> {
+    let Some(label) = manifest.label() else {
+        return Ok(());
+    };
+    let catalog = Catalog::discover_for(api, manifest)
+        .await
+        .map_err(|e| Error::Plan(e.into()))?;
+    let mut listed: HashMap<String, HashMap<(Option<String>, String), MetaItem>> = HashMap::new();
+    for item in &mut report.items {
+        if !matches!(item.state, State::InSync | State::Drifted) {
+            continue;
+        }
+        let Some(resource) = catalog.resolve_id(&item.id) else {
+            continue;
+        };
+        let key = resource.describe();
+        if !listed.contains_key(&key) {
+            let list = api
+                .list_metadata(&resource.api, None, Some(&label.selector()))
+                .await
+                .map_err(|cause| Error::List {
+                    resource: key.clone(),
+                    cause,
+                })?;
+            let by_name = list
+                .into_iter()
+                .map(|meta| {
+                    let id = (
+                        meta.metadata.namespace.clone(),
+                        meta.metadata.name.clone().unwrap_or_default(),
+                    );
+                    (id, meta)
+                })
+                .collect();
+            listed.insert(key.clone(), by_name);
+        }
+        let namespace = item.id.namespace().map(str::to_owned);
+        let Some(meta) = listed[&key].get(&(namespace.clone(), item.id.name().to_owned())) else {
+            continue;
+        };
+        let entries = meta.metadata.managed_fields.as_deref().unwrap_or_default();
+        if !has_foreign_fields(entries, &options.field_manager) {
+            continue;
+        }
+        let target = Target {
+            resource: &resource.api,
+            namespace: namespace.as_deref(),
+            name: item.id.name(),
+        };
+        let live = match api.get(target).await {
+            Ok(Some(live)) => live,
+            Ok(None) => continue,
+            Err(error) => {
+                item.state = State::Unknown;
+                item.error = Some(format!("{}: cannot read it: {error}", item.id));
+                continue;
+            }
+        };
+        for change in foreign_fields(&live, &options.field_manager) {
+            let manager = change.owner.as_ref().map(|o| o.manager.as_str());
+            let known = item
+                .fields
+                .iter()
+                .any(|f| f.pointer == json_pointer(&change.path));
+            if known || options.ignore.ignores(&item.id, &change.path, manager) {
+                continue;
+            }
+            item.fields
+                .push(field(&item.id, &change, &options.field_manager));
+            item.state = State::Drifted;
+        }
+    }
+    Ok(())
 }
 
 /// The report of a plan made without prune.
@@ -171,6 +267,9 @@ fn field(id: &ObjectId, change: &FieldChange, field_manager: &str) -> FieldDrift
     let owner = change.owner.as_ref();
     let kind = match (&change.live, owner) {
         (None, _) => ChangeKind::Removed,
+        (Some(_), Some(owner)) if change.planned.is_none() && owner.manager != field_manager => {
+            ChangeKind::Added
+        }
         (Some(_), None) => ChangeKind::Defaulted,
         (Some(_), Some(owner)) if owner.manager == field_manager => ChangeKind::NotDeployed,
         (Some(_), Some(_)) => ChangeKind::Changed,

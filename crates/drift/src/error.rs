@@ -8,6 +8,16 @@ pub enum Error {
     /// Planning the stage failed: discovery or a list.
     #[error("cannot check the stage for drift")]
     Plan(#[source] capstan_apply::Error),
+
+    /// Listing a resource type's metadata failed.
+    #[error("cannot list {resource}")]
+    List {
+        /// `group/version resource`.
+        resource: String,
+        /// What the server or the connection said.
+        #[source]
+        cause: kube::Error,
+    },
 }
 
 /// The result of capstan-drift's functions.

@@ -2,21 +2,22 @@
 //! field, who changed it and when (from `managedFields`), without writing anything.
 //!
 //! A check is a plan without prune ([`capstan_apply::Deployer::plan`]): objects the unchanged
-//! proof covers cost no request each, the rest a read and a server-side dry run. Each
+//! proof covers cost no request each, the rest a read and a server-side dry run; fields other
+//! managers added are found from one metadata list per type. Each
 //! difference is attributed to the manager that owns the live field and classified
 //! ([`ChangeKind`]); each comes with the [`IgnoreRule`](capstan_manifest::IgnoreRule) that would
 //! silence it.
 //!
 //! ```no_run
-//! use capstan_apply::{Deployer, Options};
+//! use capstan_apply::Options;
 //! use capstan_drift::{State, detect};
 //! use capstan_manifest::{Input, Label, LoadOptions, load};
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let label = Label::new("capstan.io/discriminator", "demo.full")?;
 //! let manifest = load(&[Input::Path("stage.yaml".into())], &LoadOptions::with_label(label))?;
-//! let deployer = Deployer::new(kube::Client::try_default().await?, Options::default());
-//! let report = detect(&deployer, &manifest, "capstan", &|_| {}).await?;
+//! let client = kube::Client::try_default().await?;
+//! let report = detect(&client, &Options::default(), &manifest, &|_| {}).await?;
 //! for item in report.items.iter().filter(|i| i.state == State::Drifted) {
 //!     for field in &item.fields {
 //!         println!("{} {}: {:?} by {:?}", item.id, field.pointer, field.kind, field.manager);

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::time::Duration;
 
-use capstan_apply::{Deployer, Options};
+use capstan_apply::Options;
 use capstan_kube::{Api, Catalog};
 use capstan_manifest::{Manifest, Selection, Selector};
 use futures::stream::{self, BoxStream, SelectAll};
@@ -205,8 +205,7 @@ impl Watcher<'_> {
         self.started = true;
         self.changed.clear();
         self.next_full = Instant::now() + self.options.resync;
-        let deployer = Deployer::new(self.client.clone(), self.options.options.clone());
-        let report = detect(&deployer, self.manifest, &self.manager(), &|_| {}).await?;
+        let report = detect(&self.client, &self.options.options, self.manifest, &|_| {}).await?;
         Ok(WatchEvent::Checked { report, full: true })
     }
 
@@ -224,16 +223,11 @@ impl Watcher<'_> {
             .collect();
         let mut options = self.options.options.clone();
         options.selection = Some(Selection::new(selectors, Vec::new()));
-        let deployer = Deployer::new(self.client.clone(), options);
-        let report = detect(&deployer, self.manifest, &self.manager(), &|_| {}).await?;
+        let report = detect(&self.client, &options, self.manifest, &|_| {}).await?;
         Ok(WatchEvent::Checked {
             report,
             full: false,
         })
-    }
-
-    fn manager(&self) -> String {
-        self.options.options.field_manager.clone()
     }
 }
 
