@@ -44,7 +44,8 @@ pub(crate) struct DriftArgs {
     resync: Duration,
 
     /// Re-apply drifted and missing objects through the deploy path (lock, dry run, guards),
-    /// at most once per --heal-interval; never prunes
+    /// at most once per --heal-interval; never prunes. Fields another manager took need
+    /// --force-conflicts; fields others added stay (capstan never owned them)
     #[arg(long)]
     heal: bool,
 
