@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::normalize::LAST_APPLIED;
 use crate::proof::{is_ours, item_index, members, pointer_of, touches_only_status};
 use crate::redact::{Redactions, is_secret};
 
@@ -52,7 +53,7 @@ pub fn has_foreign_fields(entries: &[ManagedFieldsEntry], field_manager: &str) -
 
 /// The fields of `live` (a whole object) that managers other than `field_manager` and the
 /// control plane's added since capstan last applied it, and capstan does not own: each with its
-/// live value (Secret values masked), no planned value, and its owner.
+/// live value (every value of a Secret masked; kubectl's last-applied annotation left out), no planned value, and its owner.
 pub fn foreign_fields(live: &Value, field_manager: &str) -> Vec<FieldChange> {
     let entries: Vec<ManagedFieldsEntry> = live
         .pointer("/metadata/managedFields")
@@ -69,14 +70,17 @@ pub fn foreign_fields(live: &Value, field_manager: &str) -> Vec<FieldChange> {
                 Value::Array(items) => step.parse::<usize>().ok().and_then(|i| items.get(i)),
                 other => other.get(step),
             });
-            let masked = secret
-                && matches!(
-                    pointer.first().map(String::as_str),
-                    Some("data" | "stringData")
-                );
+            if pointer.len() == 3
+                && pointer[..2] == ["metadata", "annotations"]
+                && pointer[2] == LAST_APPLIED
+            {
+                continue;
+            }
             out.push(FieldChange {
+                // Whatever someone added to a Secret may hold a secret value (a client-side
+                // apply's last-applied annotation holds them all).
                 live: value.map(|v| {
-                    if masked {
+                    if secret {
                         "\"***\"".to_owned()
                     } else {
                         v.to_string()
@@ -243,7 +247,7 @@ fn owns(fields: &Value, object: &Value, path: &[String]) -> bool {
 mod tests {
     use serde_json::json;
 
-    use super::{changes, owner_of};
+    use super::{changes, foreign_fields, owner_of};
     use crate::redact::Redactions;
 
     type Row = (String, Option<String>, Option<String>, Option<String>);
@@ -292,5 +296,39 @@ mod tests {
         );
         let name = ["spec", "containers", "0", "name"].map(str::to_owned);
         assert_eq!(owner_of(&live, &name).unwrap().manager, "capstan");
+    }
+
+    #[test]
+    fn fields_others_added_after_capstan_are_listed_except_the_control_planes() {
+        let entry = |manager: &str, time: &str, fields: serde_json::Value| json!({"manager": manager, "operation": "Update", "time": time, "fieldsV1": fields});
+        let mut live = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"annotations": {"note": "x", "deployment.kubernetes.io/revision": "1",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+            "managedFields": [
+                {"manager": "capstan", "operation": "Apply", "time": "2026-01-01T00:00:00Z",
+                 "fieldsV1": {"f:data": {"f:k": {}}}},
+                entry("kubectl-annotate", "2026-01-01T00:00:05Z", json!({"f:metadata": {"f:annotations": {
+                    "f:note": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {}}}})),
+                entry("kube-controller-manager", "2026-01-01T00:00:05Z", json!({"f:metadata": {
+                    "f:annotations": {"f:deployment.kubernetes.io/revision": {}}}})),
+                entry("old-tool", "2025-01-01T00:00:00Z", json!({"f:data": {"f:old": {}}}))]},
+            "data": {"k": "v", "old": "x"}});
+        let found = foreign_fields(&live, "capstan");
+        let seen: Vec<(String, Option<String>)> = found
+            .iter()
+            .map(|c| (c.path.join("/"), c.live.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(
+                "metadata/annotations/note".to_owned(),
+                Some("\"x\"".to_owned())
+            )]
+        );
+        live["kind"] = json!("Secret");
+        assert_eq!(
+            foreign_fields(&live, "capstan")[0].live.as_deref(),
+            Some("\"***\"")
+        );
     }
 }

@@ -8,7 +8,7 @@ use crate::proof::{members, pointer_of};
 use crate::redact::{ValuePath, is_secret};
 use crate::vocab::{HASH_ANNOTATION, STAMP_PREFIX};
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub(crate) const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Server-maintained fields and bookkeeping annotations, removed before comparing.
 pub(crate) fn normalize(object: &mut Value) {
