@@ -275,6 +275,19 @@ async fn heal_restores_the_drifted_field_and_nothing_else() {
     assert_eq!(code, Some(0), "{report:#}");
 }
 
+/// What `--metrics` serves at `addr`.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    response
+}
+
 /// Lines of a running `drift --watch -o json`, parsed, as they come.
 fn lines(child: &mut std::process::Child) -> mpsc::Receiver<Value> {
     let stdout = child.stdout.take().unwrap();
@@ -321,6 +334,7 @@ async fn watch_reports_a_change_as_it_happens_survives_an_apiserver_restart_and_
     let dir = tempfile::TempDir::new().unwrap();
     deployed(&plane, dir.path(), &ns);
     let root = dir.path().to_str().unwrap();
+    let metrics = format!("127.0.0.1:{}", 20_000 + std::process::id() % 20_000);
     let mut child = Command::new(env!("CARGO_BIN_EXE_capstan"))
         .args([
             "drift",
@@ -329,6 +343,8 @@ async fn watch_reports_a_change_as_it_happens_survives_an_apiserver_restart_and_
             "--stage",
             "app",
             "--watch",
+            "--metrics",
+            &metrics,
             "-o",
             "json",
         ])
@@ -343,6 +359,12 @@ async fn watch_reports_a_change_as_it_happens_survives_an_apiserver_restart_and_
     assert_eq!(first["full"], true);
     assert_eq!(first["inSync"], true, "{first:#}");
     until(&lines, |l| l["event"] == "watching");
+    let scraped = scrape(&metrics);
+    assert!(
+        scraped.contains("\ncapstan_drift_objects 2\n")
+            && scraped.contains("\ncapstan_drift_drifted 0\n"),
+        "{scraped}"
+    );
 
     kubectl(
         &plane,
