@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::context::Context;
 use crate::diff::Diff;
 use crate::error::Error;
-use crate::normalize::normalize;
+use crate::normalize::{ignored_fields, normalize, remove_fields};
 use crate::planned::Planned;
 use crate::vocab::Action;
 
@@ -65,6 +65,7 @@ pub(crate) async fn check<'m>(cx: &Context, original: &Planned<'m>, check: Check
         }
     };
     item.verified = true;
+    let (live, planned) = without_ignored(cx, &item, live, planned);
     item.action = match &live {
         None => Action::Create,
         // Even with nothing to change, taking an object over is a write: it makes capstan
@@ -116,6 +117,22 @@ pub(crate) enum Check {
     Absent,
     /// Its namespace does not exist yet; validate it in another.
     Elsewhere,
+}
+
+/// Both states without the fields the stage's ignore rules name.
+fn without_ignored(
+    cx: &Context,
+    item: &Planned<'_>,
+    live: Option<Value>,
+    mut planned: Value,
+) -> (Option<Value>, Value) {
+    let Some(mut live) = live else {
+        return (None, planned);
+    };
+    let fields = ignored_fields(&cx.options.ignore, item.id(), &live);
+    remove_fields(&mut live, &fields);
+    remove_fields(&mut planned, &fields);
+    (Some(live), planned)
 }
 
 /// Whether the live object and the dry-run result agree on everything but server bookkeeping.

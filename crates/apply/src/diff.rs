@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 use similar::TextDiff;
 
+use crate::fields::{self, FieldChange};
 use crate::normalize::{hide_hash, mask, normalize};
 use crate::redact::{Redactions, ValuePath};
 
@@ -14,6 +15,8 @@ use crate::redact::{Redactions, ValuePath};
 pub struct Diff {
     before: String,
     after: String,
+    #[serde(skip)]
+    changes: Vec<FieldChange>,
 }
 
 impl Diff {
@@ -25,6 +28,7 @@ impl Diff {
         masked: &[ValuePath],
         secrets: &Redactions,
     ) -> Self {
+        let live = before;
         let mut before = before.cloned();
         let mut after = after.clone();
         for state in before.iter_mut().chain(Some(&mut after)) {
@@ -36,7 +40,14 @@ impl Diff {
         Self {
             before: before.as_ref().map(text).unwrap_or_default(),
             after: text(&after),
+            changes: fields::changes(live, before.as_ref(), &after, secrets),
         }
+    }
+
+    /// The change field by field, each with the manager that owns the live field (empty for an
+    /// object that does not exist yet).
+    pub fn changes(&self) -> &[FieldChange] {
+        &self.changes
     }
 
     /// The live object as YAML; empty for an object that does not exist yet.

@@ -63,7 +63,8 @@
 //! - `redact` (secret values, [`ValuePath`]) and `holder` ([`LockHolder`]);
 //! - `error`; `vocab`, the types of results and events, without logic; `progress`, events in
 //!   `capstan-kube`'s progress words;
-//! - `normalize`, `diff`, `proof` (the content hash), `options`, `ownership`;
+//! - `normalize`, `proof` (the content hash), `fields` (changes per field, their managers),
+//!   `diff`, `options`, `ownership`;
 //! - `planned` ([`Plan`], [`Planned`]) and `context`, what every stage works with;
 //! - the stages: `check` and `live` (settling objects with the server), `scan` and `cascade`
 //!   (what the discriminator owns, and the guards), `plan`, `write`, `prune` (deleting) and
@@ -82,6 +83,7 @@ mod context;
 mod deployer;
 mod diff;
 mod error;
+mod fields;
 mod health;
 mod holder;
 mod live;
@@ -103,6 +105,7 @@ pub use crate::{
     deployer::{DeployRequest, Deployer, Deployment, Inventory},
     diff::Diff,
     error::{Error, Result},
+    fields::{CONTROL_PLANE_MANAGERS, FieldChange, FieldOwner, foreign_fields, has_foreign_fields},
     holder::LockHolder,
     lock::{LockRequest, StageLock, default_holder},
     options::{Options, Prepare, Prepared, ScanScope},

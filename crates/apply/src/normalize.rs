@@ -1,12 +1,14 @@
 //! What the comparison of a live object with its planned state ignores, and what a diff never
 //! shows.
 
+use capstan_manifest::{IgnoreRules, ObjectId};
 use serde_json::{Map, Value};
 
+use crate::proof::{members, pointer_of};
 use crate::redact::{ValuePath, is_secret};
 use crate::vocab::{HASH_ANNOTATION, STAMP_PREFIX};
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub(crate) const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Server-maintained fields and bookkeeping annotations, removed before comparing.
 pub(crate) fn normalize(object: &mut Value) {
@@ -44,6 +46,61 @@ pub(crate) fn hide_hash(object: &mut Value) {
             && let Some(Value::Object(metadata)) = object.pointer_mut("/metadata")
         {
             metadata.remove("annotations");
+        }
+    }
+}
+
+/// The fields of the live object that `rules` ignore, as JSON pointer segments: the rules' own
+/// pointers, and every field a manager owns where a rule names that manager.
+pub(crate) fn ignored_fields(rules: &IgnoreRules, id: &ObjectId, live: &Value) -> Vec<Vec<String>> {
+    if rules.is_empty() {
+        return Vec::new();
+    }
+    let mut fields: Vec<Vec<String>> = rules.pointers(id).map(<[String]>::to_vec).collect();
+    let entries = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    for entry in entries {
+        let manager = entry.get("manager").and_then(Value::as_str);
+        let Some(owned) = entry.get("fieldsV1") else {
+            continue;
+        };
+        for path in members(owned) {
+            if let Some(pointer) = pointer_of(&path, live)
+                && rules.ignores(id, &pointer, manager)
+            {
+                fields.push(pointer);
+            }
+        }
+    }
+    fields
+}
+
+/// Removes every field at `fields` (JSON pointer segments) from `object`. Deepest list items go
+/// first, so removing one never shifts the index of another.
+pub(crate) fn remove_fields(object: &mut Value, fields: &[Vec<String>]) {
+    let mut fields: Vec<&Vec<String>> = fields.iter().collect();
+    let segment = |s: &String| (s.parse::<usize>().ok(), s.clone());
+    fields.sort_by(|a, b| b.iter().map(segment).cmp(a.iter().map(segment)));
+    fields.dedup();
+    for field in fields {
+        let Some((last, parent)) = field.split_last() else {
+            continue;
+        };
+        match lookup(object, parent) {
+            Some(Value::Object(map)) => {
+                map.remove(last);
+            }
+            Some(Value::Array(items)) => {
+                if let Ok(index) = last.parse::<usize>()
+                    && index < items.len()
+                {
+                    items.remove(index);
+                }
+            }
+            _ => {}
         }
     }
 }

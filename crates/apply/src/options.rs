@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use capstan_manifest::{Object, Selection};
+use capstan_manifest::{IgnoreRules, Object, Selection};
 use serde_json::Value;
 
 use crate::redact::ValuePath;
@@ -63,6 +63,9 @@ pub struct Options {
     /// Keep CustomResourceDefinitions, PersistentVolumeClaims and Namespaces from prune and
     /// delete: their deletion takes data along, which a rollback must never do unasked.
     pub keep_data_kinds: bool,
+    /// Fields that plans, diffs and the unchanged proof leave alone (a stage's
+    /// `ignoreDifferences`).
+    pub ignore: IgnoreRules,
 }
 
 /// The resource types (and namespaces) a stage is known to have used: an inventory that
@@ -103,6 +106,7 @@ impl Default for Options {
             prepare: None,
             scan_scope: None,
             keep_data_kinds: false,
+            ignore: IgnoreRules::default(),
         }
     }
 }
@@ -126,6 +130,7 @@ impl fmt::Debug for Options {
             .field("prepare", &self.prepare.is_some())
             .field("scan_scope", &self.scan_scope)
             .field("keep_data_kinds", &self.keep_data_kinds)
+            .field("ignore", &self.ignore)
             .finish()
     }
 }

@@ -66,7 +66,10 @@ pub(crate) async fn plan<'m>(
                 item.uid = live.metadata.uid.clone();
                 let body = item.body(&cx.options);
                 let manager = &cx.options.field_manager;
-                if proves_unchanged(&live.metadata, &body, &item.hash, manager) {
+                let id = item.id();
+                let ignored =
+                    |path: &[String], by: Option<&str>| cx.options.ignore.ignores(id, path, by);
+                if proves_unchanged(&live.metadata, &body, &item.hash, manager, &ignored) {
                     item.action = Action::Unchanged;
                 } else {
                     unsettled.push((index, Check::Exists));

@@ -201,6 +201,7 @@ pub(crate) fn stage_options(loaded: &Loaded) -> Options {
         .clone_from(&loaded.legacy_discriminator);
     options.adopt = loaded.adopt;
     options.selection.clone_from(&loaded.selection);
+    options.ignore.clone_from(&loaded.ignore);
     options
 }
 

@@ -12,6 +12,7 @@ mod capi;
 mod certs;
 mod cluster;
 mod deploy;
+mod drift;
 mod handoff;
 mod hints;
 mod history;
@@ -55,6 +56,7 @@ enum Command {
     Local(local::LocalArgs),
     Deploy(deploy::DeployArgs),
     Diff(deploy::DiffArgs),
+    Drift(drift::DriftArgs),
     Prune(deploy::PruneArgs),
     History(history::HistoryArgs),
     Rollback(rollback::RollbackArgs),
@@ -192,6 +194,7 @@ fn main() -> std::process::ExitCode {
         Command::Local(args) => local::run(args),
         Command::Deploy(args) => deploy::deploy(args),
         Command::Diff(args) => deploy::diff(args),
+        Command::Drift(args) => drift::drift(args),
         Command::Prune(args) => deploy::prune(args),
         Command::History(args) => history::run(args),
         Command::Rollback(args) => rollback::rollback(args),

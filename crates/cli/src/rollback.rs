@@ -91,6 +91,7 @@ fn replayed(project: &Project, stage: &Stage, manifest: Manifest, revision: u64)
         adopt: stage.adopt(),
         state_namespace: stage.state_namespace().to_owned(),
         selection: None,
+        ignore: stage.ignore_differences().clone(),
     }
 }
 

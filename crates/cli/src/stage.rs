@@ -67,6 +67,8 @@ pub(crate) struct Loaded {
     pub(crate) state_namespace: String,
     /// `--include`/`--exclude`, when given.
     pub(crate) selection: Option<Selection>,
+    /// The stage's `ignoreDifferences`.
+    pub(crate) ignore: capstan_manifest::IgnoreRules,
 }
 
 /// The project at `path` (a folder or its capstan.yaml), or the nearest one above the working
@@ -140,6 +142,7 @@ impl StageArgs {
             adopt: stage.adopt(),
             state_namespace: stage.state_namespace().to_owned(),
             selection: self.selection(),
+            ignore: stage.ignore_differences().clone(),
         })
     }
 
@@ -193,6 +196,7 @@ impl StageArgs {
             adopt: false,
             state_namespace: Project::DEFAULT_STATE_NAMESPACE.to_owned(),
             selection: self.selection(),
+            ignore: capstan_manifest::IgnoreRules::default(),
         })
     }
 }

@@ -26,8 +26,10 @@ fn normalise(value: &mut Value, replace: &[(&str, &str)]) {
         Value::Object(map) => {
             for (key, value) in map.iter_mut() {
                 match key.as_str() {
-                    "uid" | "pid" if !value.is_null() => *value = Value::from(format!("<{key}>")),
-                    "requests" | "time" | "bytes" => *value = Value::from(format!("<{key}>")),
+                    "uid" | "pid" | "time" if !value.is_null() => {
+                        *value = Value::from(format!("<{key}>"));
+                    }
+                    "requests" | "bytes" => *value = Value::from(format!("<{key}>")),
                     "diff" => *value = Value::from("<diff>"),
                     _ => normalise(value, replace),
                 }
@@ -406,4 +408,40 @@ async fn a_node_drain_reports_each_node_in_items() {
         ],
     );
     assert_eq!(drained["items"][0]["outcome"], "drained", "{drained:#}");
+}
+
+/// `drift -o json`: in sync, then with a field changed by hand.
+#[tokio::test]
+async fn drift_reports_each_object_and_field_in_items() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("json-drift").await.unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let replace = [(ns.as_str(), "<ns>")];
+    let run = |args: &[&str]| on_plane(plane, dir.path(), args);
+    project(dir.path(), &ns, &config_map(&ns, "one"));
+    exited(0, run(&["deploy", "--yes", "--no-stamp"]));
+    pinned("drift", &exited(0, run(&["drift", "-o", "json"])), &replace);
+    // managedFields have one-second timestamps: the edit must come later than capstan's write.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let patched = plane
+        .kubectl()
+        .args([
+            "-n",
+            &ns,
+            "patch",
+            "cm",
+            "one",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"k":"w"}}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(patched.status.success(), "{}", text(&patched.stderr));
+    pinned(
+        "drift-drifted",
+        &exited(1, run(&["drift", "-o", "json"])),
+        &replace,
+    );
 }

@@ -59,6 +59,8 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `project`, `history` | `capstan.yaml`: the project, its stages, their discriminators, their history |
+//! | `project` | `capstan.yaml`: the project, its stages, their discriminators |
+//! | `ignore` | a stage's `ignoreDifferences`: fields diff, drift and the unchanged proof leave alone |
 //! | `command` | runs a stage's render command, streaming its standard error |
 //! | `load` | the pipeline: find, read, parse, validate, label, order |
 //! | `input`, `input/kustomize` | which files an input names: files, folders, kluctl projects, GitOps trees |
@@ -75,6 +77,7 @@ mod error;
 mod escape;
 mod history;
 mod id;
+mod ignore;
 mod input;
 mod lines;
 mod load;
@@ -95,6 +98,7 @@ pub use error::Error;
 pub use escape::escape_controls;
 pub use history::History;
 pub use id::ObjectId;
+pub use ignore::{IgnoreRule, IgnoreRules, json_pointer};
 pub use input::Input;
 pub use load::{LoadOptions, load, load_objects};
 pub use manifest::{Format, HANDED_OFF_ANNOTATION, Label, Manifest, Wave};

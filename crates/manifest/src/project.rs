@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::history::History;
+use crate::ignore::{IgnoreRule, IgnoreRules};
 use crate::names::dns_label_problem;
 use crate::strict::{self, Failure};
 use crate::{
@@ -67,6 +68,7 @@ pub struct Stage {
     verify_sops_mac: bool,
     transform: Vec<String>,
     history: History,
+    ignore_differences: IgnoreRules,
 }
 
 /// Where a stage's manifests come from.
@@ -104,7 +106,7 @@ struct ProjectFile {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct StageFile {
     manifests: Option<OneOrMany>,
     command: Option<Vec<String>>,
@@ -119,6 +121,8 @@ struct StageFile {
     context: Option<String>,
     #[serde(default)]
     sops: SopsFile,
+    #[serde(default)]
+    ignore_differences: Vec<IgnoreRule>,
 }
 
 /// `sops:` of a stage.
@@ -307,6 +311,7 @@ impl Project {
                     "lists `transform` plugins, but the project lists no `plugins`".to_owned(),
                 ));
             }
+            let ignore_differences = IgnoreRules::new(stage.ignore_differences).map_err(invalid)?;
             stages.push(Stage {
                 name,
                 project: project.clone(),
@@ -320,6 +325,7 @@ impl Project {
                 verify_sops_mac: stage.sops.verify_mac,
                 transform: stage.transform,
                 history: parsed.history,
+                ignore_differences,
             });
         }
         Ok(Self {
@@ -451,6 +457,11 @@ impl Stage {
     /// How much deployment history the stage keeps: the project's `history:`.
     pub fn history(&self) -> History {
         self.history
+    }
+
+    /// The fields `diff`, `drift` and the unchanged proof leave alone (`ignoreDifferences:`).
+    pub fn ignore_differences(&self) -> &IgnoreRules {
+        &self.ignore_differences
     }
 
     /// Renders (when the stage has a command) and loads the stage's manifests, labelled with its
