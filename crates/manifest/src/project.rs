@@ -1,5 +1,6 @@
 //! `capstan.yaml`: a project's name and its stages.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::names::dns_label_problem;
 use crate::strict::{self, Failure};
+use crate::targets::{self, SelectorFile, Target, TargetFiles, TargetSelector};
 use crate::{
     Error, Input, Label, LoadOptions, Location, Manifest, Problem, ProblemKind, Problems, command,
     lines, load,
@@ -22,9 +24,13 @@ use crate::{
 /// stateNamespace: capstan-system          # optional; where capstan keeps per-stage locks
 /// plugins:                                # optional; plugin libraries, relative to capstan.yaml
 ///   - plugins/libsite_policy.so
+/// targets:                                # optional; clusters stages can go to (`Target`)
+///   prod-a: {context: prod-a, labels: {env: prod}}
+///   prod-b: {context: prod-b, labels: {env: prod}, discriminator: capi-b}
 /// stages:
 ///   capi:
 ///     manifests: build/capi.yaml           # files or folders, relative to capstan.yaml
+///     targets: {env: prod}                 # a label selector or a list of target names
 ///   full:
 ///     discriminator: full                  # optional, defaults to <name>.<stage>
 ///     command: [nix, build, ".#kubenix.manifestYAMLFile", --print-out-paths]
@@ -47,6 +53,7 @@ pub struct Project {
     state_namespace: String,
     plugins: Vec<PathBuf>,
     stages: Vec<Stage>,
+    targets: Vec<Target>,
 }
 
 /// One stage: the resources it renders, and the label that marks them as its own.
@@ -54,15 +61,17 @@ pub struct Project {
 pub struct Stage {
     name: String,
     project: String,
-    label: Label,
-    legacy_label: Option<Label>,
+    pub(crate) label: Label,
+    pub(crate) legacy_label: Option<Label>,
     source: StageSource,
     prune: bool,
     adopt: bool,
-    context: Option<String>,
+    pub(crate) context: Option<String>,
     state_namespace: String,
     verify_sops_mac: bool,
     transform: Vec<String>,
+    pub(crate) targets: Option<TargetSelector>,
+    pub(crate) variables: BTreeMap<String, String>,
 }
 
 /// Where a stage's manifests come from.
@@ -95,6 +104,8 @@ struct ProjectFile {
     #[serde(default)]
     plugins: Vec<String>,
     stages: StageFiles,
+    #[serde(default)]
+    targets: TargetFiles,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +124,7 @@ struct StageFile {
     context: Option<String>,
     #[serde(default)]
     sops: SopsFile,
+    targets: Option<SelectorFile>,
 }
 
 /// `sops:` of a stage.
@@ -197,7 +209,7 @@ impl Project {
     /// [`Error::Project`] when the file cannot be read, is not valid YAML, has unknown keys,
     /// names the project, a stage or `stateNamespace` with anything but an RFC 1123 label (the
     /// message gives the line), declares a stage twice or without exactly one of `manifests`,
-    /// `command` and `plugin`, names a `plugin` or `transform` without `plugins:`, lists a plugin path that is empty or listed twice, has a discriminator or label key that breaks Kubernetes' label rules, or
+    /// `command` and `plugin`, names a `plugin` or `transform` without `plugins:`, has a target with an invalid name, an empty context, a bad discriminator or variable name, a stage whose `targets:` names an unknown target, selects none or comes with `context`, lists a plugin path that is empty or listed twice, has a discriminator or label key that breaks Kubernetes' label rules, or
     /// a default discriminator longer than a label value may be.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let file = if path.is_dir() {
@@ -242,6 +254,7 @@ impl Project {
             return Err(invalid("the project declares no stages".to_owned()));
         }
         let plugins = plugin_paths(&root, &parsed.plugins).map_err(invalid)?;
+        let targets = targets::resolve(&root, parsed.targets, &label_key).map_err(invalid)?;
         let project = parsed.name;
         let state_namespace = parsed
             .state_namespace
@@ -301,6 +314,16 @@ impl Project {
                     "lists `transform` plugins, but the project lists no `plugins`".to_owned(),
                 ));
             }
+            let stage_targets = match (stage.targets, &stage.context) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "takes `context` or `targets`, not both: each target names its context"
+                            .to_owned(),
+                    ));
+                }
+                (Some(file), None) => Some(targets::selector(file, &targets).map_err(invalid)?),
+                (None, _) => None,
+            };
             stages.push(Stage {
                 name,
                 project: project.clone(),
@@ -313,6 +336,8 @@ impl Project {
                 state_namespace: state_namespace.clone(),
                 verify_sops_mac: stage.sops.verify_mac,
                 transform: stage.transform,
+                targets: stage_targets,
+                variables: BTreeMap::new(),
             });
         }
         Ok(Self {
@@ -322,6 +347,7 @@ impl Project {
             state_namespace,
             plugins,
             stages,
+            targets,
         })
     }
 
@@ -354,6 +380,11 @@ impl Project {
     /// The stages, in the order the file lists them.
     pub fn stages(&self) -> &[Stage] {
         &self.stages
+    }
+
+    /// The clusters stages can go to (`targets:`), in the order the file lists them.
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
     }
 
     /// The stage called `name`.
@@ -448,7 +479,7 @@ impl Stage {
         let inputs = match &self.source {
             StageSource::Paths(paths) => paths.iter().cloned().map(Input::Path).collect(),
             StageSource::Command { argv, dir } => {
-                let output = command::run(&self.name, argv, dir, on_stderr)?;
+                let output = command::run(&self.name, argv, dir, &self.variables, on_stderr)?;
                 let name = format!("<output of stage {}>", self.name);
                 let Ok(text) = String::from_utf8(output) else {
                     let problem = Problem::new(
