@@ -12,6 +12,7 @@ mod capi;
 mod certs;
 mod cluster;
 mod deploy;
+mod fleet;
 mod handoff;
 mod hints;
 mod inspect;
@@ -35,7 +36,8 @@ mod stage;
     version,
     about,
     after_help = "Exit codes: 0 success; 1 `diff` found differences or `status` found objects \
-                  that are not ready; 2 failure of any kind, invalid manifests included. \
+                  that are not ready; 2 failure of any kind, invalid manifests included; on \
+                  several targets, 2 when any target failed, else 1 when any differs. \
                   `capstan secrets` uses sops' codes for the failures scripts check (see \
                   the README's secrets section)."
 )]
@@ -181,6 +183,7 @@ fn main() -> std::process::ExitCode {
     let matches = Cli::command().get_matches();
     let json = output::requested(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    fleet::remember(&matches);
     let result = match &cli.command {
         Command::Render(args) => render::render(args),
         Command::Validate(args) => render::validate(args),
