@@ -17,8 +17,15 @@ use serde_json::Value;
 /// `renders.log`) on targets `a`, `b` and `c`, one per plane; `b` has its own discriminator.
 fn project(dir: &Path, planes: &[ControlPlane]) {
     let mut yaml = String::from("name: e2e\ntargets:\n");
-    for ((name, env), plane) in [("a", "prod"), ("b", "prod"), ("c", "dev")].iter().zip(planes) {
-        let extra = if *name == "b" { ", discriminator: fleet-b" } else { "" };
+    for ((name, env), plane) in [("a", "prod"), ("b", "prod"), ("c", "dev")]
+        .iter()
+        .zip(planes)
+    {
+        let extra = if *name == "b" {
+            ", discriminator: fleet-b"
+        } else {
+            ""
+        };
         yaml.push_str(&format!(
             "  {name}: {{context: capstan-testenv, kubeconfig: {}, labels: {{env: {env}}}{extra}}}\n",
             plane.kubeconfig().display()
@@ -54,7 +61,11 @@ fn capstan(dir: &Path, args: &[&str]) -> Output {
 fn summary(code: i32, output: Output) -> Value {
     let output = common::exited(code, output);
     serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!("{error}: {}\n{}", text(&output.stdout), text(&output.stderr))
+        panic!(
+            "{error}: {}\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
     })
 }
 
@@ -106,7 +117,10 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     project(root, &planes);
     // Deploy to all three: one JSON entry per target, each created everything; the stage
     // rendered twice (b's discriminator differs), not three times.
-    let deployed = summary(0, fleet(root, &["deploy", "--all-targets", "--yes", "-o", "json"]));
+    let deployed = summary(
+        0,
+        fleet(root, &["deploy", "--all-targets", "--yes", "-o", "json"]),
+    );
     assert_eq!(
         phases(&deployed),
         pairs(&[("a", "deployed"), ("b", "deployed"), ("c", "deployed")])
@@ -119,16 +133,35 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
         "run\nrun\n"
     );
     // The JSON summary's shape.
-    let keys = |value: &Value| -> Vec<String> {
-        value.as_object().unwrap().keys().cloned().collect()
-    };
+    let keys =
+        |value: &Value| -> Vec<String> { value.as_object().unwrap().keys().cloned().collect() };
     assert_eq!(
         keys(&deployed),
-        ["stage", "dryRun", "succeeded", "targets", "groups", "notAttempted", "requests"]
+        [
+            "stage",
+            "dryRun",
+            "succeeded",
+            "targets",
+            "groups",
+            "notAttempted",
+            "requests"
+        ]
     );
     assert_eq!(
         keys(target(&deployed, "a")),
-        ["target", "context", "wave", "phase", "plan", "done", "health", "group", "durationMs", "error", "requests"]
+        [
+            "target",
+            "context",
+            "wave",
+            "phase",
+            "plan",
+            "done",
+            "health",
+            "group",
+            "durationMs",
+            "error",
+            "requests"
+        ]
     );
     assert_eq!(deployed["succeeded"], true);
     assert_eq!(target(&deployed, "a")["wave"], 1);
@@ -137,7 +170,15 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     let label = |plane: &ControlPlane| {
         kubectl(
             plane,
-            &["get", "configmap", "one", "-n", "fleet", "-o", "jsonpath={.metadata.labels}"],
+            &[
+                "get",
+                "configmap",
+                "one",
+                "-n",
+                "fleet",
+                "-o",
+                "jsonpath={.metadata.labels}",
+            ],
         )
     };
     assert!(label(&planes[0]).contains(r#""capstan.io/discriminator":"e2e.app""#));
@@ -145,7 +186,10 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     assert!(label(&planes[2]).contains(r#""capstan.io/discriminator":"e2e.app""#));
 
     // A label selection: only the prod targets, and nothing to do there.
-    let prod = summary(0, fleet(root, &["diff", "--targets", "env=prod", "-o", "json"]));
+    let prod = summary(
+        0,
+        fleet(root, &["diff", "--targets", "env=prod", "-o", "json"]),
+    );
     assert_eq!(
         phases(&prod),
         pairs(&[("a", "unchanged"), ("b", "unchanged")])
@@ -157,7 +201,9 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     let shown = text(&common::exited(1, differs).stdout);
     assert!(shown.contains("Same plan on 2 targets: a, b"), "{shown}");
     assert!(
-        shown.contains("Plan for target c (different from the others):\n+ ConfigMap fleet/two create"),
+        shown.contains(
+            "Plan for target c (different from the others):\n+ ConfigMap fleet/two create"
+        ),
         "{shown}"
     );
     let differs = summary(1, fleet(root, &["diff", "--all-targets", "-o", "json"]));
@@ -193,7 +239,17 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     objects(root, "v2");
     let locked = summary(
         2,
-        fleet(root, &["deploy", "--all-targets", "--yes", "--no-wait-lock", "-o", "json"]),
+        fleet(
+            root,
+            &[
+                "deploy",
+                "--all-targets",
+                "--yes",
+                "--no-wait-lock",
+                "-o",
+                "json",
+            ],
+        ),
     );
     assert_eq!(
         phases(&locked),
@@ -208,7 +264,18 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     objects(root, "v3");
     let down = summary(
         2,
-        fleet(root, &["deploy", "--all-targets", "--yes", "--target-timeout", "20s", "-o", "json"]),
+        fleet(
+            root,
+            &[
+                "deploy",
+                "--all-targets",
+                "--yes",
+                "--target-timeout",
+                "20s",
+                "-o",
+                "json",
+            ],
+        ),
     );
     assert_eq!(
         phases(&down),
@@ -223,25 +290,69 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
         2,
         fleet(
             root,
-            &["deploy", "--target", "c,a,b", "--waves", "1,rest", "--yes", "--target-timeout", "20s", "-o", "json"],
+            &[
+                "deploy",
+                "--target",
+                "c,a,b",
+                "--waves",
+                "1,rest",
+                "--yes",
+                "--target-timeout",
+                "20s",
+                "-o",
+                "json",
+            ],
         ),
     );
     assert_eq!(
         phases(&waves),
-        pairs(&[("c", "failed"), ("a", "not-attempted"), ("b", "not-attempted")])
+        pairs(&[
+            ("c", "failed"),
+            ("a", "not-attempted"),
+            ("b", "not-attempted")
+        ])
     );
     assert_eq!(waves["notAttempted"], serde_json::json!(["a", "b"]));
     assert_eq!(target(&waves, "a")["wave"], 2);
     assert_eq!(
-        kubectl(&planes[0], &["get", "configmap", "one", "-n", "fleet", "-o", "jsonpath={.data.k}"]),
+        kubectl(
+            &planes[0],
+            &[
+                "get",
+                "configmap",
+                "one",
+                "-n",
+                "fleet",
+                "-o",
+                "jsonpath={.data.k}"
+            ]
+        ),
         "v3",
         "a target not attempted is not written"
     );
-    let table = text(&common::exited(
-        2,
-        fleet(root, &["deploy", "--target", "c,a,b", "--waves", "1,rest", "--yes", "--target-timeout", "5s"]),
-    ).stdout);
-    assert!(table.contains("3 targets: 1 failed, 2 not attempted (a, b)"), "{table}");
+    let table = text(
+        &common::exited(
+            2,
+            fleet(
+                root,
+                &[
+                    "deploy",
+                    "--target",
+                    "c,a,b",
+                    "--waves",
+                    "1,rest",
+                    "--yes",
+                    "--target-timeout",
+                    "5s",
+                ],
+            ),
+        )
+        .stdout,
+    );
+    assert!(
+        table.contains("3 targets: 1 failed, 2 not attempted (a, b)"),
+        "{table}"
+    );
 }
 
 /// capstan on the project's stage `app`.

@@ -28,6 +28,7 @@ fn normalise(value: &mut Value, replace: &[(&str, &str)]) {
                 match key.as_str() {
                     "uid" | "pid" if !value.is_null() => *value = Value::from(format!("<{key}>")),
                     "requests" => *value = Value::from("<requests>"),
+                    "durationMs" => *value = Value::from("<durationMs>"),
                     "diff" => *value = Value::from("<diff>"),
                     _ => normalise(value, replace),
                 }
@@ -350,4 +351,50 @@ async fn a_node_drain_reports_each_node_in_items() {
         ],
     );
     assert_eq!(drained["items"][0]["outcome"], "drained", "{drained:#}");
+}
+
+#[tokio::test]
+async fn a_fleet_run_reports_one_entry_per_target_and_its_groups_of_plans() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("fleet").await.unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let replace = [(ns.as_str(), "<ns>")];
+    let run = |args: &[&str]| on_plane(plane, dir.path(), args);
+    project(dir.path(), &ns, &config_map(&ns, "one"));
+    let targets = format!(
+        "targets:\n  one: {{context: capstan-testenv, kubeconfig: {}, labels: {{env: test}}}}\n",
+        plane.kubeconfig().display()
+    );
+    let file = dir.path().join("capstan.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, targets + &text).unwrap();
+
+    pinned(
+        "fleet-deploy",
+        &exited(
+            0,
+            run(&[
+                "deploy",
+                "--all-targets",
+                "--yes",
+                "--no-stamp",
+                "-o",
+                "json",
+            ]),
+        ),
+        &replace,
+    );
+    pinned(
+        "fleet-diff",
+        &exited(0, run(&["diff", "--targets", "env=test", "-o", "json"])),
+        &replace,
+    );
+    pinned(
+        "fleet-unknown-target",
+        &exited(2, run(&["status", "--target", "two", "-o", "json"])),
+        &[
+            (ns.as_str(), "<ns>"),
+            (dir.path().to_str().unwrap(), "<dir>"),
+        ],
+    );
 }

@@ -42,7 +42,10 @@ fn targets_keep_their_order_context_kubeconfig_labels_and_overrides() {
     assert_eq!(names, ["prod-a", "prod-b", "dev"]);
     let b = &project.targets()[1];
     assert_eq!(b.context(), "ctx-b");
-    assert_eq!(b.kubeconfig(), Some(dir.path().join("kube/b.yaml").as_path()));
+    assert_eq!(
+        b.kubeconfig(),
+        Some(dir.path().join("kube/b.yaml").as_path())
+    );
     assert_eq!(b.labels()["env"], "prod");
     assert_eq!(b.discriminator(), Some("full-b"));
     assert_eq!(b.variables()["CLUSTER"], "b");
@@ -178,7 +181,11 @@ fn bad_targets_are_refused_naming_the_file_and_the_target() {
 #[test]
 fn a_project_without_targets_has_none_and_its_stages_list_none() {
     let dir = tempfile::tempdir().unwrap();
-    let project = project(dir.path(), "name: p\nstages: {s: {manifests: m, context: c}}\n").unwrap();
+    let project = project(
+        dir.path(),
+        "name: p\nstages: {s: {manifests: m, context: c}}\n",
+    )
+    .unwrap();
     assert!(project.targets().is_empty());
     let stage = project.stage("s").unwrap();
     assert!(stage.targets().is_none());

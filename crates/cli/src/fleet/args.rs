@@ -146,9 +146,9 @@ mod tests {
     fn waves_are_counts_then_rounded_up_percentages_then_the_rest() {
         assert_eq!(split(Some("1,25%,rest"), 10), [0..1, 1..4, 4..10]);
         assert_eq!(split(Some("1,25%,rest"), 3), [0..1, 1..2, 2..3]);
-        assert_eq!(split(Some("1,25%,rest"), 1), [0..1]);
+        assert_eq!(split(Some("1,25%,rest"), 1), vec![(0..1)]);
         assert_eq!(split(Some("2"), 5), [0..2, 2..5]);
-        assert_eq!(split(None, 4), [0..4]);
+        assert_eq!(split(None, 4), vec![(0..4)]);
     }
 
     #[test]

@@ -111,7 +111,8 @@ impl Row {
     }
 }
 
-const HEADER: &str = "TARGET           CONTEXT          PHASE          CREATE  UPDATE   PRUNE     TIME";
+const HEADER: &str =
+    "TARGET           CONTEXT          PHASE          CREATE  UPDATE   PRUNE     TIME";
 
 /// The rows, and their live lines when standard error is a terminal.
 pub(crate) struct Board {
@@ -159,7 +160,10 @@ impl Board {
 
     /// Changes a row, and redraws its line.
     pub(crate) fn update(&self, position: usize, change: impl FnOnce(&mut Row)) {
-        let mut rows = self.rows.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut rows = self
+            .rows
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let Some(row) = rows.get_mut(position) else {
             return;
         };
@@ -201,7 +205,10 @@ impl Board {
             writeln!(out, "{}", row.line())?;
         }
         let failed = rows.iter().filter(|r| r.phase == Phase::Failed).count();
-        let skipped = rows.iter().filter(|r| r.phase == Phase::NotAttempted).count();
+        let skipped = rows
+            .iter()
+            .filter(|r| r.phase == Phase::NotAttempted)
+            .count();
         write!(out, "{} targets: {failed} failed", rows.len())?;
         if skipped > 0 {
             let names: Vec<&str> = rows

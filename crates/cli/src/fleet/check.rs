@@ -77,10 +77,10 @@ impl Check for Diff {
 impl Check for Status {
     type Report<'m> = Vec<ObjectStatus>;
 
-    async fn check<'m>(
+    async fn check(
         &self,
         cluster: Cluster,
-        loaded: &'m Loaded,
+        loaded: &Loaded,
     ) -> anyhow::Result<(Vec<ObjectStatus>, usize)> {
         let deployer = Deployer::new(cluster.client, stage_options(loaded));
         let status = deployer.status(&loaded.manifest).await?;
@@ -151,7 +151,10 @@ pub(crate) fn plan_groups<'p, 'm>(
     plans: impl IntoIterator<Item = (usize, &'p Plan<'m>)>,
 ) -> Vec<(Vec<usize>, &'p Plan<'m>)> {
     let plans: Vec<(usize, &Plan<'m>)> = plans.into_iter().collect();
-    let prints: Vec<(usize, String)> = plans.iter().map(|(p, plan)| (*p, fingerprint(plan))).collect();
+    let prints: Vec<(usize, String)> = plans
+        .iter()
+        .map(|(p, plan)| (*p, fingerprint(plan)))
+        .collect();
     group(&prints)
         .into_iter()
         .filter_map(|positions| {
@@ -189,20 +192,22 @@ pub(crate) fn check<C: Check>(
     let limits = Limits::from(args);
     let reports = block_on(async {
         let members = fleet.members.iter().enumerate();
-        Ok(each(members, limits, &board, &|| false, |position, member| {
-            let board = &board;
-            async move {
-                board.update(position, |row| row.phase = Phase::Planning);
-                let cluster = connect(&member.target).await?;
-                let (report, requests) = check.check(cluster, fleet.loaded(member)).await?;
-                board.update(position, |row| {
-                    row.requests = requests;
-                    check.row(&report, row);
-                });
-                Ok(report)
-            }
-        })
-        .await)
+        Ok(
+            each(members, limits, &board, &|| false, |position, member| {
+                let board = &board;
+                async move {
+                    board.update(position, |row| row.phase = Phase::Planning);
+                    let cluster = connect(&member.target).await?;
+                    let (report, requests) = check.check(cluster, fleet.loaded(member)).await?;
+                    board.update(position, |row| {
+                        row.requests = requests;
+                        check.row(&report, row);
+                    });
+                    Ok(report)
+                }
+            })
+            .await,
+        )
     })?;
     board.finish();
     let groups = plan_groups(

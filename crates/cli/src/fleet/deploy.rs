@@ -11,9 +11,9 @@ use super::report::report;
 use super::{Counts, Fleet, Limits, Member, Phase, connect, each};
 use crate::cluster::block_on;
 use crate::deploy::{DeployArgs, decrypting, locked, release};
-use crate::stage::Loaded;
 use crate::output;
 use crate::prompt::confirm_change;
+use crate::stage::Loaded;
 use crate::{ExitCode, Failure};
 
 /// One target, planned and holding its lock (unless a dry run).
@@ -36,43 +36,38 @@ pub(crate) fn deploy(args: &DeployArgs, fleet: &Fleet) -> Result<ExitCode, Failu
     let mut rows = block_on(async {
         let mut slots = prepare(args, fleet, &board, limits).await;
         board.finish();
-        let mut rows = board.rows();
-        let groups = plan_groups(
-            slots
-                .iter()
-                .enumerate()
-                .filter_map(|(p, slot)| Some((p, &slot.as_ref()?.plan))),
-        );
-        if !json {
-            show_groups(&rows, &groups, args.dry_run, view)?;
-            warn_failed(&rows);
-        }
-        for (index, (positions, _)) in groups.iter().enumerate() {
-            for &position in positions {
-                rows[position].group = Some(index);
+        let positions: Vec<Vec<usize>> = {
+            let groups = groups(&slots);
+            for (index, (positions, _)) in groups.iter().enumerate() {
+                for &position in positions {
+                    board.update(position, |row| row.group = Some(index));
+                }
             }
-        }
-        if args.dry_run {
-            if json {
-                output::print(&report(&fleet.stage, true, &rows, &groups))?;
+            if !json {
+                show_groups(&board.rows(), &groups, args.dry_run, view)?;
+                warn_failed(&board.rows());
             }
-            return Ok(rows);
-        }
-        drop(groups);
-        let result = confirm_and_apply(args, fleet, &board, limits, &mut slots).await;
+            groups.into_iter().map(|(positions, _)| positions).collect()
+        };
+        let result = match args.dry_run {
+            true => Ok(()),
+            false => confirm_and_apply(args, fleet, &board, limits, &mut slots).await,
+        };
         for prepared in slots.iter_mut().flatten() {
             release(&mut prepared.deployer).await;
         }
         result?;
         let rows = board.rows();
         if json {
-            let groups = plan_groups(
-                slots
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(p, slot)| Some((p, &slot.as_ref()?.plan))),
-            );
-            output::print(&report(&fleet.stage, false, &rows, &groups))?;
+            // The groups as they were planned and confirmed.
+            let groups: Vec<(Vec<usize>, &Plan<'_>)> = positions
+                .into_iter()
+                .filter_map(|positions| {
+                    let plan = &slots[positions[0]].as_ref()?.plan;
+                    Some((positions, plan))
+                })
+                .collect();
+            output::print(&report(&fleet.stage, args.dry_run, &rows, &groups))?;
         }
         Ok(rows)
     })?;
@@ -90,6 +85,16 @@ pub(crate) fn deploy(args: &DeployArgs, fleet: &Fleet) -> Result<ExitCode, Failu
     Ok(exit_code(&rows))
 }
 
+/// The planned targets, identical plans grouped.
+fn groups<'s, 'm>(slots: &'s [Option<Prepared<'m>>]) -> Vec<(Vec<usize>, &'s Plan<'m>)> {
+    plan_groups(
+        slots
+            .iter()
+            .enumerate()
+            .filter_map(|(p, slot)| Some((p, &slot.as_ref()?.plan))),
+    )
+}
+
 /// Connects to, locks and plans every target; `None` where that failed.
 async fn prepare<'f>(
     args: &DeployArgs,
@@ -98,34 +103,40 @@ async fn prepare<'f>(
     limits: Limits,
 ) -> Vec<Option<Prepared<'f>>> {
     let members = fleet.members.iter().enumerate();
-    let prepared = each(members, limits, board, &|| false, |position, member| async move {
-        board.update(position, |row| row.phase = Phase::Planning);
-        let loaded = fleet.loaded(member);
-        let prune = (args.prune || loaded.prune) && !args.no_prune;
-        let cluster = connect(&member.target).await?;
-        let (options, _secrets) = decrypting(args.apply.options(loaded), loaded);
-        let mut deployer = Deployer::new(cluster.client.clone(), options);
-        if !args.dry_run {
-            deployer = locked(deployer, &cluster, loaded, &args.apply).await?;
-        }
-        let plan = match deployer.plan(&loaded.manifest, prune, &|_| {}).await {
-            Ok(plan) => plan,
-            Err(error) => {
-                release(&mut deployer).await;
-                return Err(error.into());
+    let prepared = each(
+        members,
+        limits,
+        board,
+        &|| false,
+        |position, member| async move {
+            board.update(position, |row| row.phase = Phase::Planning);
+            let loaded = fleet.loaded(member);
+            let prune = (args.prune || loaded.prune) && !args.no_prune;
+            let cluster = connect(&member.target).await?;
+            let (options, _secrets) = decrypting(args.apply.options(loaded), loaded);
+            let mut deployer = Deployer::new(cluster.client.clone(), options);
+            if !args.dry_run {
+                deployer = locked(deployer, &cluster, loaded, &args.apply).await?;
             }
-        };
-        board.update(position, |row| {
-            plan_row(&plan, row);
-            row.requests = deployer.requests();
-        });
-        Ok(Prepared {
-            deployer,
-            plan,
-            member,
-            loaded,
-        })
-    })
+            let plan = match deployer.plan(&loaded.manifest, prune, &|_| {}).await {
+                Ok(plan) => plan,
+                Err(error) => {
+                    release(&mut deployer).await;
+                    return Err(error.into());
+                }
+            };
+            board.update(position, |row| {
+                plan_row(&plan, row);
+                row.requests = deployer.requests();
+            });
+            Ok(Prepared {
+                deployer,
+                plan,
+                member,
+                loaded,
+            })
+        },
+    )
     .await;
     let mut slots: Vec<Option<Prepared<'f>>> = fleet.members.iter().map(|_| None).collect();
     for (position, prepared) in prepared {
@@ -139,7 +150,10 @@ fn warn_failed(rows: &[super::Row]) {
     let mut stderr = std::io::stderr();
     for row in rows.iter().filter(|row| row.phase == Phase::Failed) {
         let error = row.error.as_deref().unwrap_or("failed");
-        let line = format!("warning: target {} will not be deployed: {error}", row.target);
+        let line = format!(
+            "warning: target {} will not be deployed: {error}",
+            row.target
+        );
         let _ = writeln!(stderr, "{}", capstan_manifest::escape_controls(&line));
     }
 }
@@ -180,7 +194,12 @@ async fn confirm_and_apply(
     let max = args.waves.max_failures();
     // Waiting belongs to the apply phase of a target, on top of its own timeout.
     let limits = Limits {
-        timeout: limits.timeout + if args.wait { args.apply.timeout } else { Duration::ZERO },
+        timeout: limits.timeout
+            + if args.wait {
+                args.apply.timeout
+            } else {
+                Duration::ZERO
+            },
         ..limits
     };
     for range in waves {

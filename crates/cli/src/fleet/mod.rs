@@ -130,7 +130,9 @@ pub(crate) fn resolve(args: &FleetArgs) -> anyhow::Result<Option<Fleet>> {
     let mut picked = match &chosen {
         Some(selector) => selector.select(project.targets()).map_err(invalid)?,
         None if project.targets().is_empty() => {
-            return Err(invalid("--all-targets: the project lists no `targets`".to_owned()));
+            return Err(invalid(
+                "--all-targets: the project lists no `targets`".to_owned(),
+            ));
         }
         None => project.targets().iter().collect(),
     };
@@ -170,8 +172,9 @@ fn load(project: &Project, stage: &Stage, picked: &[&Target]) -> anyhow::Result<
                 let on_target = stage
                     .for_target(target)
                     .map_err(|message| anyhow::anyhow!("target {}: {message}", target.name()))?;
-                let manifest = load_stage(project, &on_target)
-                    .with_context(|| format!("stage {} for target {}", stage.name(), target.name()))?;
+                let manifest = load_stage(project, &on_target).with_context(|| {
+                    format!("stage {} for target {}", stage.name(), target.name())
+                })?;
                 loads.push(Loaded {
                     manifest,
                     what: format!("stage {}", stage.name()),

@@ -155,11 +155,7 @@ pub(crate) fn heading(names: &[&str], groups: usize) -> String {
     match (names, groups) {
         ([only], 1) => format!("Plan for target {only}:"),
         ([only], _) => format!("Plan for target {only} (different from the others):"),
-        (names, _) => format!(
-            "Same plan on {} targets: {}",
-            names.len(),
-            names.join(", ")
-        ),
+        (names, _) => format!("Same plan on {} targets: {}", names.len(), names.join(", ")),
     }
 }
 
