@@ -8,7 +8,7 @@ use capstan_apply::{Deployer, Health, ObjectStatus, Plan};
 use super::report::{counts, fingerprint, group, heading, report};
 use super::{Fleet, FleetArgs, Limits, Phase, Row, connect, each};
 use crate::cluster::{Cluster, block_on};
-use crate::deploy::{decrypting, stage_options};
+use crate::deploy::{decrypting, stage_options, warn_unverified};
 use crate::output;
 use crate::show::{self, View};
 use crate::stage::Loaded;
@@ -55,9 +55,11 @@ impl Check for Diff {
         cluster: Cluster,
         loaded: &'m Loaded,
     ) -> anyhow::Result<(Plan<'m>, usize)> {
-        let (options, _secrets) = decrypting(stage_options(loaded), loaded);
+        let (options, secrets) = decrypting(stage_options(loaded), loaded);
         let deployer = Deployer::new(cluster.client, options);
         let plan = deployer.plan(&loaded.manifest, self.prune, &|_| {}).await?;
+        let what = format!("{} on context {}", loaded.what, cluster.context);
+        warn_unverified(&secrets, &what);
         Ok((plan, deployer.requests()))
     }
 
@@ -114,6 +116,11 @@ impl Check for Status {
         }
         Ok(())
     }
+}
+
+/// `stage full on target a`, for warnings about one target.
+pub(crate) fn on_target(loaded: &Loaded, member: &super::Member) -> String {
+    format!("{} on target {}", loaded.what, member.target.name())
 }
 
 /// A row from a target's plan: planned or unchanged, failed when objects cannot be applied.

@@ -10,7 +10,8 @@ use super::check::{exit_code, plan_groups, plan_row, show_groups};
 use super::report::report;
 use super::{Counts, Fleet, Limits, Member, Phase, connect, each};
 use crate::cluster::block_on;
-use crate::deploy::{DeployArgs, decrypting, locked, release};
+use super::check::on_target;
+use crate::deploy::{DeployArgs, decrypting, locked, release, warn_unverified};
 use crate::output;
 use crate::prompt::confirm_change;
 use crate::stage::Loaded;
@@ -113,7 +114,7 @@ async fn prepare<'f>(
             let loaded = fleet.loaded(member);
             let prune = (args.prune || loaded.prune) && !args.no_prune;
             let cluster = connect(&member.target).await?;
-            let (options, _secrets) = decrypting(args.apply.options(loaded), loaded);
+            let (options, secrets) = decrypting(args.apply.options(loaded), loaded);
             let mut deployer = Deployer::new(cluster.client.clone(), options);
             if !args.dry_run {
                 deployer = locked(deployer, &cluster, loaded, &args.apply).await?;
@@ -125,6 +126,7 @@ async fn prepare<'f>(
                     return Err(error.into());
                 }
             };
+            warn_unverified(&secrets, &on_target(loaded, member));
             board.update(position, |row| {
                 plan_row(&plan, row);
                 row.requests = deployer.requests();

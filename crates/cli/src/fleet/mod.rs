@@ -136,6 +136,17 @@ pub(crate) fn resolve(args: &FleetArgs) -> anyhow::Result<Option<Fleet>> {
         }
         None => project.targets().iter().collect(),
     };
+    // A stage's context is binding: targets named on the command line must be that cluster.
+    if let Some(context) = stage.context()
+        && let Some(other) = picked.iter().find(|t| t.context() != context)
+    {
+        return Err(invalid(format!(
+            "stage {} deploys to context {context:?}, but target {} is context {:?}",
+            stage.name(),
+            other.name(),
+            other.context()
+        )));
+    }
     if let Some(own) = stage.targets() {
         let allowed = own.select(project.targets()).map_err(invalid)?;
         if let Some(outside) = picked.iter().find(|t| !allowed.contains(t)) {
