@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks a fleet deploy against the loop a user would otherwise write: three throwaway
 # local control planes (`capstan local up` in a temp dir each; your kubeconfig is never
-# touched), N ConfigMaps (and their Namespace) to each,
+# touched; benches/plane.sh starts the first), N ConfigMaps (and their Namespace) to each,
 #   fleet       one `capstan deploy --all-targets --parallel 3` over three targets
 #   sequential  three `capstan deploy` runs, one cluster after the other
 # 3 runs each, fresh namespaces every run, medians. Times are wall-clock seconds around the
@@ -20,37 +20,26 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 N="${N:-300}"
-KUBEBUILDER_ASSETS="$(scripts/envtest.sh)"
-export KUBEBUILDER_ASSETS
-capstan="${CAPSTAN:-${CARGO_TARGET_DIR:-target}/release/capstan}"
-if [ -z "${CAPSTAN:-}" ] && [ ! -x "$capstan" ]; then
-  cargo build --release -p capstan-cli >&2
-fi
-capstan="$(realpath "$capstan")"
-command -v jq >/dev/null || { echo "bench: needs jq (apt-get install jq)" >&2; exit 1; }
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() { say "error: $*"; exit 1; }
-
-tmp="$(mktemp -d)"
-export HOME="$tmp/home" XDG_STATE_HOME="$tmp/state" KUBECONFIG="$tmp/no-kubeconfig"
-mkdir -p "$HOME"
-planes=(1 2 3)
-cleanup() {
-  for p in "${planes[@]}"; do
-    "$capstan" local down --dir "$tmp/local$p" >/dev/null 2>&1 || say "capstan local down $p failed"
+# shellcheck source=benches/plane.sh
+source benches/plane.sh # the first plane, in $tmp/local
+dirs=("$tmp/local" "$tmp/local2" "$tmp/local3")
+planes=(0 1 2)
+cleanup_all() {
+  local dir
+  for dir in "${dirs[@]:1}"; do
+    "$capstan" local down --dir "$dir" >/dev/null 2>&1 || say "capstan local down $dir failed"
   done
-  rm -rf "$tmp"
+  cleanup
 }
-trap cleanup EXIT
-
-say "starting three local control planes in $tmp"
-for p in "${planes[@]}"; do
-  "$capstan" local up --dir "$tmp/local$p" --no-switch >/dev/null &
+trap cleanup_all EXIT
+say "starting two more local control planes"
+for dir in "${dirs[@]:1}"; do
+  "$capstan" local up --dir "$dir" --no-switch >/dev/null &
 done
 wait
 server_pids=()
 for p in "${planes[@]}"; do
-  "$capstan" local status --dir "$tmp/local$p" -o json >"$tmp/status$p.json"
+  "$capstan" local status --dir "${dirs[p]}" -o json >"$tmp/status$p.json"
   kubeconfig[p]="$(jq -er .clusterKubeconfig "$tmp/status$p.json")"
   context[p]="$(jq -er .context "$tmp/status$p.json")"
   mapfile -t -O "${#server_pids[@]}" server_pids < <(jq -r '.components[].pid' "$tmp/status$p.json")

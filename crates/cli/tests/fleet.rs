@@ -286,24 +286,9 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
 
     // Waves stop after a failure: c first, alone, fails; a and b are never attempted.
     objects(root, "v4");
-    let waves = summary(
-        2,
-        fleet(
-            root,
-            &[
-                "deploy",
-                "--target",
-                "c,a,b",
-                "--waves",
-                "1,rest",
-                "--yes",
-                "--target-timeout",
-                "20s",
-                "-o",
-                "json",
-            ],
-        ),
-    );
+    let in_waves = ["deploy", "--target", "c,a,b", "--waves", "1,rest", "--yes"];
+    let json = [&in_waves[..], &["--target-timeout", "20s", "-o", "json"]].concat();
+    let waves = summary(2, fleet(root, &json));
     assert_eq!(
         phases(&waves),
         pairs(&[
@@ -314,41 +299,22 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     );
     assert_eq!(waves["notAttempted"], serde_json::json!(["a", "b"]));
     assert_eq!(target(&waves, "a")["wave"], 2);
+    let written = [
+        "get",
+        "configmap",
+        "one",
+        "-n",
+        "fleet",
+        "-o",
+        "jsonpath={.data.k}",
+    ];
     assert_eq!(
-        kubectl(
-            &planes[0],
-            &[
-                "get",
-                "configmap",
-                "one",
-                "-n",
-                "fleet",
-                "-o",
-                "jsonpath={.data.k}"
-            ]
-        ),
+        kubectl(&planes[0], &written),
         "v3",
         "a target not attempted is not written"
     );
-    let table = text(
-        &common::exited(
-            2,
-            fleet(
-                root,
-                &[
-                    "deploy",
-                    "--target",
-                    "c,a,b",
-                    "--waves",
-                    "1,rest",
-                    "--yes",
-                    "--target-timeout",
-                    "5s",
-                ],
-            ),
-        )
-        .stdout,
-    );
+    let text_run = [&in_waves[..], &["--target-timeout", "5s"]].concat();
+    let table = text(&common::exited(2, fleet(root, &text_run)).stdout);
     assert!(
         table.contains("3 targets: 1 failed, 2 not attempted (a, b)"),
         "{table}"

@@ -1,16 +1,14 @@
 //! `capstan.yaml`: a project's name and its stages.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::names::dns_label_problem;
 use crate::strict::{self, Failure};
-use crate::targets::{self, SelectorFile, Target, TargetFiles, TargetSelector};
+use crate::targets::{self, Named, SelectorFile, Target, TargetFiles, TargetSelector};
 use crate::{
     Error, Input, Label, LoadOptions, Location, Manifest, Problem, ProblemKind, Problems, command,
     lines, load,
@@ -154,28 +152,8 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
-/// Stages in the order the file lists them, which is the order people read and list them in.
-struct StageFiles(Vec<(String, StageFile)>);
-
-impl<'de> Deserialize<'de> for StageFiles {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Stages;
-        impl<'de> Visitor<'de> for Stages {
-            type Value = StageFiles;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping from stage names to stages")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StageFiles, A::Error> {
-                let mut stages = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    stages.push(entry);
-                }
-                Ok(StageFiles(stages))
-            }
-        }
-        deserializer.deserialize_map(Stages)
-    }
-}
+/// Stages in the order the file lists them.
+type StageFiles = Named<StageFile>;
 
 impl Project {
     /// The project file's name.

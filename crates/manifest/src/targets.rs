@@ -183,9 +183,18 @@ impl Stage {
     }
 }
 
-/// `targets:` as written, in file order.
-#[derive(Default)]
-pub(crate) struct TargetFiles(Vec<(String, TargetFile)>);
+/// A mapping of names to entries, in the order the file lists them, which is the order
+/// people read them in (`stages:`, `targets:`).
+pub(crate) struct Named<T>(pub(crate) Vec<(String, T)>);
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+/// `targets:` as written.
+pub(crate) type TargetFiles = Named<TargetFile>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -207,23 +216,23 @@ pub(crate) enum SelectorFile {
     Labels(BTreeMap<String, String>),
 }
 
-impl<'de> Deserialize<'de> for TargetFiles {
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Targets;
-        impl<'de> Visitor<'de> for Targets {
-            type Value = TargetFiles;
+        struct Entries<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Entries<T> {
+            type Value = Named<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping from target names to targets")
+                f.write_str("a mapping from names to entries")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TargetFiles, A::Error> {
-                let mut targets = Vec::new();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Named<T>, A::Error> {
+                let mut entries = Vec::new();
                 while let Some(entry) = map.next_entry()? {
-                    targets.push(entry);
+                    entries.push(entry);
                 }
-                Ok(TargetFiles(targets))
+                Ok(Named(entries))
             }
         }
-        deserializer.deserialize_map(Targets)
+        deserializer.deserialize_map(Entries(std::marker::PhantomData))
     }
 }
 

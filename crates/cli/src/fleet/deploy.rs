@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use capstan_apply::{Action, Deployer, Health, Plan};
 
+use super::check::on_target;
 use super::check::{exit_code, plan_groups, plan_row, show_groups};
 use super::report::report;
 use super::{Counts, Fleet, Limits, Member, Phase, connect, each};
 use crate::cluster::block_on;
-use super::check::on_target;
 use crate::deploy::{DeployArgs, decrypting, locked, release, warn_unverified};
 use crate::output;
 use crate::prompt::confirm_change;
