@@ -33,8 +33,9 @@ cleanup_all() {
 }
 trap cleanup_all EXIT
 say "starting two more local control planes"
+# `local up` adds its context to $KUBECONFIG, here the first plane's own file: not that one.
 for dir in "${dirs[@]:1}"; do
-  "$capstan" local up --dir "$dir" --no-switch >/dev/null &
+  KUBECONFIG="$tmp/more-kubeconfig" "$capstan" local up --dir "$dir" --no-switch >/dev/null &
 done
 wait
 server_pids=()

@@ -32,7 +32,8 @@ fn project(dir: &Path, planes: &[ControlPlane]) {
         ));
     }
     yaml.push_str(
-        "stages:\n  app:\n    command: [sh, -c, 'echo run >> renders.log; cat app.yaml']\n    prune: true\n",
+        "stages:\n  app:\n    command: [sh, -c, 'echo run >> renders.log; cat app.yaml']\n    prune: true\n\
+         \x20 prod:\n    manifests: app.yaml\n    targets: {env: prod}\n",
     );
     std::fs::write(dir.join("capstan.yaml"), yaml).unwrap();
     objects(dir, "v1");
@@ -319,6 +320,30 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
         table.contains("3 targets: 1 failed, 2 not attempted (a, b)"),
         "{table}"
     );
+
+    // A stage that lists its targets goes to them without flags, and only to them.
+    let prod = summary(0, on_stage(root, "prod", &["status", "-o", "json"]));
+    assert_eq!(phases(&prod), pairs(&[("a", "ready"), ("b", "ready")]));
+    let outside = common::fails(on_stage(root, "prod", &["status", "--target", "c"]));
+    assert!(
+        text(&outside.stderr).contains("stage prod does not go to target c (its targets: a, b)"),
+        "{}",
+        text(&outside.stderr)
+    );
+    let context = common::fails(on_stage(root, "prod", &["status", "--context", "x"]));
+    assert!(
+        text(&context.stderr).contains("choose among them with --target instead of --context"),
+        "{}",
+        text(&context.stderr)
+    );
+}
+
+/// capstan on one stage of the project.
+fn on_stage(root: &Path, stage: &str, args: &[&str]) -> Output {
+    let project = root.to_str().unwrap();
+    let mut all = vec![args[0], "--project", project, "--stage", stage];
+    all.extend_from_slice(&args[1..]);
+    capstan(root, &all)
 }
 
 /// capstan on the project's stage `app`.

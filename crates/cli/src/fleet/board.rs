@@ -33,7 +33,7 @@ pub(crate) enum Phase {
 }
 
 impl Phase {
-    fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Planning => "planning",

@@ -122,7 +122,17 @@ pub(crate) fn resolve(args: &FleetArgs) -> anyhow::Result<Option<Fleet>> {
         (_, Some(selector), _) => Some(selector.clone()),
         (_, _, true) => None,
         _ => match stage.targets() {
-            Some(selector) => Some(selector.clone()),
+            Some(selector) => {
+                // clap refuses --context beside the target flags; here the stage chose them.
+                if let Some(context) = matched::<String>("context") {
+                    anyhow::bail!(
+                        "stage {} goes to its `targets`, each with its own context: choose \
+                         among them with --target instead of --context {context:?}",
+                        stage.name()
+                    );
+                }
+                Some(selector.clone())
+            }
             None => return Ok(None),
         },
     };
@@ -272,10 +282,14 @@ where
             let error = match result {
                 Ok(Ok(value)) => return Some((position, value)),
                 Ok(Err(error)) => format!("{error:#}"),
-                Err(_) => format!(
-                    "no answer within {}s (--target-timeout)",
-                    limits.timeout.as_secs()
-                ),
+                Err(_) => {
+                    let phase = board.rows()[position].phase;
+                    format!(
+                        "no answer within {}s (--target-timeout), {}",
+                        limits.timeout.as_secs(),
+                        phase.word()
+                    )
+                }
             };
             board.fail(position, error);
             None
