@@ -321,9 +321,11 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
         "{table}"
     );
 
-    // A stage that lists its targets goes to them without flags, and only to them.
-    let prod = summary(0, on_stage(root, "prod", &["status", "-o", "json"]));
-    assert_eq!(phases(&prod), pairs(&[("a", "ready"), ("b", "ready")]));
+    // A stage that lists its targets goes to them without flags, and only to them. It was
+    // never deployed, so a has nothing labelled e2e.prod; on b, every stage has b's
+    // discriminator, and app's objects are there under it.
+    let prod = summary(1, on_stage(root, "prod", &["status", "-o", "json"]));
+    assert_eq!(phases(&prod), pairs(&[("a", "not-ready"), ("b", "ready")]));
     let outside = common::fails(on_stage(root, "prod", &["status", "--target", "c"]));
     assert!(
         text(&outside.stderr).contains("stage prod does not go to target c (its targets: a, b)"),

@@ -55,7 +55,8 @@ impl Target {
         &self.labels
     }
 
-    /// The discriminator that replaces the stage's on this target, if it sets one.
+    /// The discriminator that replaces the stage's on this target, if it sets one: every
+    /// stage's that goes there (their ownership records still keep them apart).
     pub fn discriminator(&self) -> Option<&str> {
         self.discriminator.as_deref()
     }
