@@ -247,6 +247,7 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
                 "--all-targets",
                 "--yes",
                 "--no-wait-lock",
+                "--wait",
                 "-o",
                 "json",
             ],
@@ -258,6 +259,33 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     );
     let error = target(&locked, "a")["error"].as_str().unwrap();
     assert!(error.contains("someone/else"), "{error}");
+    assert_eq!(target(&locked, "b")["health"]["notReady"], 0, "{locked}");
+
+    // A dry run takes no lock and writes nothing: a's plan differs, b and c have nothing to do.
+    let dry = summary(
+        0,
+        fleet(
+            root,
+            &["deploy", "--all-targets", "--dry-run", "-o", "json"],
+        ),
+    );
+    assert_eq!(dry["dryRun"], true);
+    assert_eq!(
+        phases(&dry),
+        pairs(&[("a", "planned"), ("b", "unchanged"), ("c", "unchanged")])
+    );
+    assert_eq!(dry["groups"][0]["targets"], serde_json::json!(["a"]));
+    assert_eq!(target(&dry, "a")["plan"]["update"], 1, "{dry}");
+    let value = [
+        "get",
+        "configmap",
+        "one",
+        "-n",
+        "fleet",
+        "-o",
+        "jsonpath={.data.k}",
+    ];
+    assert_eq!(kubectl(&planes[0], &value), "v1");
     lock.release().await.unwrap();
 
     // One API server stopped: the others deploy, the summary names it, exit 2.
@@ -300,17 +328,8 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     );
     assert_eq!(waves["notAttempted"], serde_json::json!(["a", "b"]));
     assert_eq!(target(&waves, "a")["wave"], 2);
-    let written = [
-        "get",
-        "configmap",
-        "one",
-        "-n",
-        "fleet",
-        "-o",
-        "jsonpath={.data.k}",
-    ];
     assert_eq!(
-        kubectl(&planes[0], &written),
+        kubectl(&planes[0], &value),
         "v3",
         "a target not attempted is not written"
     );
