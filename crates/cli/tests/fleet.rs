@@ -105,6 +105,15 @@ fn kubectl(plane: &ControlPlane, args: &[&str]) -> String {
     text(&output.stdout)
 }
 
+/// A field of ConfigMap `fleet/one` on `plane`, by JSONPath.
+fn one(plane: &ControlPlane, path: &str) -> String {
+    let path = format!("jsonpath={path}");
+    kubectl(
+        plane,
+        &["get", "configmap", "one", "-n", "fleet", "-o", &path],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     let (a, b, c) = tokio::join!(
@@ -168,20 +177,7 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     assert_eq!(target(&deployed, "a")["wave"], 1);
 
     // The per-target discriminator: b's objects carry its own, a's and c's the stage's.
-    let label = |plane: &ControlPlane| {
-        kubectl(
-            plane,
-            &[
-                "get",
-                "configmap",
-                "one",
-                "-n",
-                "fleet",
-                "-o",
-                "jsonpath={.metadata.labels}",
-            ],
-        )
-    };
+    let label = |plane: &ControlPlane| one(plane, "{.metadata.labels}");
     assert!(label(&planes[0]).contains(r#""capstan.io/discriminator":"e2e.app""#));
     assert!(label(&planes[1]).contains(r#""capstan.io/discriminator":"fleet-b""#));
     assert!(label(&planes[2]).contains(r#""capstan.io/discriminator":"e2e.app""#));
@@ -276,16 +272,7 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     );
     assert_eq!(dry["groups"][0]["targets"], serde_json::json!(["a"]));
     assert_eq!(target(&dry, "a")["plan"]["update"], 1, "{dry}");
-    let value = [
-        "get",
-        "configmap",
-        "one",
-        "-n",
-        "fleet",
-        "-o",
-        "jsonpath={.data.k}",
-    ];
-    assert_eq!(kubectl(&planes[0], &value), "v1");
+    assert_eq!(one(&planes[0], "{.data.k}"), "v1");
     lock.release().await.unwrap();
 
     // One API server stopped: the others deploy, the summary names it, exit 2.
@@ -329,7 +316,7 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     assert_eq!(waves["notAttempted"], serde_json::json!(["a", "b"]));
     assert_eq!(target(&waves, "a")["wave"], 2);
     assert_eq!(
-        kubectl(&planes[0], &value),
+        one(&planes[0], "{.data.k}"),
         "v3",
         "a target not attempted is not written"
     );
