@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::cluster::{Cluster, ClusterArgs, block_on};
 use crate::history::Recorder;
+use crate::fleet::{self, FleetArgs, WaveArgs};
 use crate::output::{self, OutputArgs};
 use crate::progress::Bar;
 use crate::prompt::confirm_change;
@@ -72,7 +73,7 @@ pub(crate) struct ApplyArgs {
 
     /// How long to wait for CRDs to be Established and, with --wait, for readiness
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::duration)]
-    timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// Apply a stage with server-side apply: plan, confirm, apply in waves, prune, wait
@@ -83,30 +84,34 @@ pub(crate) struct DeployArgs {
     #[command(flatten)]
     cluster: ClusterArgs,
     #[command(flatten)]
-    apply: ApplyArgs,
+    pub(crate) apply: ApplyArgs,
+    #[command(flatten)]
+    pub(crate) fleet: FleetArgs,
+    #[command(flatten)]
+    pub(crate) waves: WaveArgs,
 
     /// Change nothing: show what would be created, updated and pruned
     #[arg(long)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
 
     /// Delete objects the stage no longer holds [default: the stage's `prune`]
     #[arg(long, overrides_with = "no_prune")]
-    prune: bool,
+    pub(crate) prune: bool,
 
     /// Do not prune, even if the stage says so
     #[arg(long)]
-    no_prune: bool,
+    pub(crate) no_prune: bool,
 
     /// Do not ask for confirmation (required when standard input is not a terminal)
     #[arg(long, short = 'y')]
-    yes: bool,
+    pub(crate) yes: bool,
 
     /// Wait until written objects are ready (rollouts, Jobs, CRDs, Ready conditions)
     #[arg(long)]
-    wait: bool,
+    pub(crate) wait: bool,
 
     #[command(flatten)]
-    kept: KeptArgs,
+    pub(crate) kept: KeptArgs,
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 }
@@ -118,6 +123,8 @@ pub(crate) struct DiffArgs {
     stage: StageArgs,
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    fleet: FleetArgs,
 
     /// Also show what a prune would delete
     #[arg(long)]
@@ -224,6 +231,9 @@ impl ApplyArgs {
 }
 
 pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
+    if let Some(fleet) = fleet::resolve(&args.fleet)? {
+        return fleet::deploy(args, &fleet);
+    }
     let loaded = args.stage.load()?;
     let prune = (args.prune || loaded.prune) && !args.no_prune;
     let (mut options, secrets) = decrypting(args.apply.options(&loaded), &loaded);
@@ -368,6 +378,12 @@ pub(crate) fn finish(
 
 /// `capstan diff`: exits 0 when nothing would change, 1 when something would.
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
+    if let Some(fleet) = fleet::resolve(&args.fleet)? {
+        let view = args.kept.view(&fleet.loads[0]);
+        let json = args.output.json();
+        let check = fleet::Diff { prune: args.prune };
+        return fleet::check(&fleet, &args.fleet, json, Some(view), &check);
+    }
     let loaded = args.stage.load()?;
     let (mut options, secrets) = decrypting(stage_options(&loaded), &loaded);
     let bar = Bar::new();

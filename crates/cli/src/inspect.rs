@@ -43,6 +43,8 @@ pub(crate) struct ListArgs {
 pub(crate) struct StatusArgs {
     #[command(flatten)]
     inspect: InspectArgs,
+    #[command(flatten)]
+    fleet: crate::fleet::FleetArgs,
 }
 
 /// Delete everything carrying the stage's discriminator
@@ -124,6 +126,10 @@ pub(crate) fn list(args: &ListArgs) -> Result<ExitCode, Failure> {
 
 /// The health of each object of the stage; exits 1 when any is not ready.
 pub(crate) fn status(args: &StatusArgs) -> Result<ExitCode, Failure> {
+    if let Some(fleet) = crate::fleet::resolve(&args.fleet)? {
+        let json = args.inspect.output.json();
+        return crate::fleet::check(&fleet, &args.fleet, json, None, &crate::fleet::Status);
+    }
     let args = &args.inspect;
     let loaded = args.stage.load()?;
     let (status, requests) = block_on(async {

@@ -13,6 +13,7 @@ mod certs;
 mod cluster;
 mod deploy;
 mod drift;
+mod fleet;
 mod handoff;
 mod hints;
 mod history;
@@ -38,7 +39,8 @@ mod stage;
     version,
     about,
     after_help = "Exit codes: 0 success; 1 `diff` found differences or `status` found objects \
-                  that are not ready; 2 failure of any kind, invalid manifests included. \
+                  that are not ready; 2 failure of any kind, invalid manifests included; on \
+                  several targets, 2 when any target failed, else 1 when any differs. \
                   `capstan secrets` uses sops' codes for the failures scripts check (see \
                   the README's secrets section)."
 )]
@@ -187,6 +189,7 @@ fn main() -> std::process::ExitCode {
     let matches = Cli::command().get_matches();
     let json = output::requested(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    fleet::remember(&matches);
     let result = match &cli.command {
         Command::Render(args) => render::render(args),
         Command::Validate(args) => render::validate(args),

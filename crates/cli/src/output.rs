@@ -242,7 +242,7 @@ struct Summary {
 /// A plan: `diff`, and the first half of a deploy or prune.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct PlanReport<'a> {
+pub(crate) struct PlanReport<'a> {
     items: Vec<PlanItem<'a>>,
     orphans: Option<Vec<OwnedItem<'a>>>,
     summary: Summary,
@@ -251,7 +251,7 @@ struct PlanReport<'a> {
 }
 
 impl<'a> PlanReport<'a> {
-    fn new(plan: &'a Plan<'_>) -> Self {
+    pub(crate) fn new(plan: &'a Plan<'_>) -> Self {
         let items = plan
             .objects()
             .iter()

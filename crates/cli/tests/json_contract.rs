@@ -29,7 +29,7 @@ fn normalise(value: &mut Value, replace: &[(&str, &str)]) {
                     "uid" | "pid" | "time" if !value.is_null() => {
                         *value = Value::from(format!("<{key}>"));
                     }
-                    "requests" | "bytes" => *value = Value::from(format!("<{key}>")),
+                    "requests" | "bytes" | "durationMs" => *value = Value::from(format!("<{key}>")),
                     "diff" => *value = Value::from("<diff>"),
                     _ => normalise(value, replace),
                 }
@@ -443,5 +443,51 @@ async fn drift_reports_each_object_and_field_in_items() {
         "drift-drifted",
         &exited(1, run(&["drift", "-o", "json"])),
         &replace,
+    );
+}
+
+#[tokio::test]
+async fn a_fleet_run_reports_one_entry_per_target_and_its_groups_of_plans() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("fleet").await.unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let replace = [(ns.as_str(), "<ns>")];
+    let run = |args: &[&str]| on_plane(plane, dir.path(), args);
+    project(dir.path(), &ns, &config_map(&ns, "one"));
+    let targets = format!(
+        "targets:\n  one: {{context: capstan-testenv, kubeconfig: {}, labels: {{env: test}}}}\n",
+        plane.kubeconfig().display()
+    );
+    let file = dir.path().join("capstan.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, targets + &text).unwrap();
+
+    pinned(
+        "fleet-deploy",
+        &exited(
+            0,
+            run(&[
+                "deploy",
+                "--all-targets",
+                "--yes",
+                "--no-stamp",
+                "-o",
+                "json",
+            ]),
+        ),
+        &replace,
+    );
+    pinned(
+        "fleet-diff",
+        &exited(0, run(&["diff", "--targets", "env=test", "-o", "json"])),
+        &replace,
+    );
+    pinned(
+        "fleet-unknown-target",
+        &exited(2, run(&["status", "--target", "two", "-o", "json"])),
+        &[
+            (ns.as_str(), "<ns>"),
+            (dir.path().to_str().unwrap(), "<dir>"),
+        ],
     );
 }

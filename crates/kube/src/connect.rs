@@ -1,5 +1,7 @@
 //! Which cluster a program talks to, and the guard against deploying a stage to the wrong one.
 
+use std::path::PathBuf;
+
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::error::{Error, Result};
@@ -15,6 +17,9 @@ pub struct ConnectRequest {
     pub stage_context: Option<String>,
     /// Use [`ConnectRequest::context`] even though the stage names another one.
     pub override_stage_context: bool,
+    /// The kubeconfig to read instead of the usual one (`KUBECONFIG` or `~/.kube/config`):
+    /// a fleet target's own file.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl ConnectRequest {
@@ -29,6 +34,13 @@ impl ConnectRequest {
     #[must_use]
     pub fn stage_context(mut self, stage_context: Option<String>) -> Self {
         self.stage_context = stage_context;
+        self
+    }
+
+    /// The kubeconfig file to read; `None` for the usual one.
+    #[must_use]
+    pub fn kubeconfig(mut self, kubeconfig: Option<PathBuf>) -> Self {
+        self.kubeconfig = kubeconfig;
         self
     }
 
@@ -80,11 +92,16 @@ pub async fn connect(
     request: &ConnectRequest,
     on_override: &(dyn Fn(&ContextOverride) + Send + Sync),
 ) -> Result<Connection> {
-    let kubeconfig = match Kubeconfig::read() {
+    let read = match &request.kubeconfig {
+        Some(path) => Kubeconfig::read_from(path),
+        None => Kubeconfig::read(),
+    };
+    let kubeconfig = match read {
         Ok(kubeconfig) => Some(kubeconfig),
         // Inside a Pod there is no kubeconfig; the service account is the way in.
         Err(_)
             if request.context.is_none()
+                && request.kubeconfig.is_none()
                 && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() =>
         {
             None

@@ -1,6 +1,7 @@
 //! Runs a stage's render command: its standard error streams to the caller line by line while
 //! it runs, its standard output is the result.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -12,11 +13,13 @@ use crate::Error;
 /// How many of the last standard error lines a failure reports.
 const STDERR_TAIL: usize = 20;
 
-/// What a successful command printed on standard output.
+/// What a successful command printed on standard output; `variables` are added to the
+/// environment it inherits (a target's `variables`).
 pub(crate) fn run(
     stage: &str,
     argv: &[String],
     dir: &Path,
+    variables: &BTreeMap<String, String>,
     on_stderr: &mut dyn FnMut(&str),
 ) -> Result<Vec<u8>, Error> {
     let Some((program, args)) = argv.split_first() else {
@@ -29,6 +32,7 @@ pub(crate) fn run(
     };
     let mut child = Command::new(program)
         .args(args)
+        .envs(variables)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

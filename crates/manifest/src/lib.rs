@@ -61,6 +61,7 @@
 //! | `project`, `history` | `capstan.yaml`: the project, its stages, their discriminators, their history |
 //! | `project` | `capstan.yaml`: the project, its stages, their discriminators |
 //! | `ignore` | a stage's `ignoreDifferences`: fields diff, drift and the unchanged proof leave alone |
+//! | `targets` | `targets:`: the clusters a stage goes to, per-target discriminator and variables |
 //! | `command` | runs a stage's render command, streaming its standard error |
 //! | `load` | the pipeline: find, read, parse, validate, label, order |
 //! | `input`, `input/kustomize` | which files an input names: files, folders, kluctl projects, GitOps trees |
@@ -91,6 +92,7 @@ mod project;
 mod select;
 mod split;
 mod strict;
+mod targets;
 mod tree;
 
 pub use edit::set_scalar;
@@ -107,4 +109,5 @@ pub use order::Phase;
 pub use problem::{Location, Problem, ProblemKind, Problems};
 pub use project::{Project, Stage, StageSource};
 pub use select::{Selection, Selector};
+pub use targets::{Target, TargetSelector};
 pub use tree::{TreeFile, TreeObject, tree_path, write_tree};

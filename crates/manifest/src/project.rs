@@ -1,16 +1,16 @@
 //! `capstan.yaml`: a project's name and its stages.
 
-use std::fmt;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::history::History;
 use crate::ignore::{IgnoreRule, IgnoreRules};
 use crate::names::dns_label_problem;
 use crate::strict::{self, Failure};
+use crate::targets::{self, Named, SelectorFile, Target, TargetFiles, TargetSelector};
 use crate::{
     Error, Input, Label, LoadOptions, Location, Manifest, Problem, ProblemKind, Problems, command,
     lines, load,
@@ -25,9 +25,13 @@ use crate::{
 /// history: {keep: 10}                     # optional; deploy records per stage (see History)
 /// plugins:                                # optional; plugin libraries, relative to capstan.yaml
 ///   - plugins/libsite_policy.so
+/// targets:                                # optional; clusters stages can go to (`Target`)
+///   prod-a: {context: prod-a, labels: {env: prod}}
+///   prod-b: {context: prod-b, labels: {env: prod}, discriminator: capi-b}
 /// stages:
 ///   capi:
 ///     manifests: build/capi.yaml           # files or folders, relative to capstan.yaml
+///     targets: {env: prod}                 # a label selector or a list of target names
 ///   full:
 ///     discriminator: full                  # optional, defaults to <name>.<stage>
 ///     command: [nix, build, ".#kubenix.manifestYAMLFile", --print-out-paths]
@@ -51,6 +55,7 @@ pub struct Project {
     plugins: Vec<PathBuf>,
     stages: Vec<Stage>,
     history: History,
+    targets: Vec<Target>,
 }
 
 /// One stage: the resources it renders, and the label that marks them as its own.
@@ -58,17 +63,19 @@ pub struct Project {
 pub struct Stage {
     name: String,
     project: String,
-    label: Label,
-    legacy_label: Option<Label>,
+    pub(crate) label: Label,
+    pub(crate) legacy_label: Option<Label>,
     source: StageSource,
     prune: bool,
     adopt: bool,
-    context: Option<String>,
+    pub(crate) context: Option<String>,
     state_namespace: String,
     verify_sops_mac: bool,
     transform: Vec<String>,
     history: History,
     ignore_differences: IgnoreRules,
+    pub(crate) targets: Option<TargetSelector>,
+    pub(crate) variables: BTreeMap<String, String>,
 }
 
 /// Where a stage's manifests come from.
@@ -103,6 +110,8 @@ struct ProjectFile {
     #[serde(default)]
     history: History,
     stages: StageFiles,
+    #[serde(default)]
+    targets: TargetFiles,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +132,7 @@ struct StageFile {
     sops: SopsFile,
     #[serde(default)]
     ignore_differences: Vec<IgnoreRule>,
+    targets: Option<SelectorFile>,
 }
 
 /// `sops:` of a stage.
@@ -152,28 +162,8 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
-/// Stages in the order the file lists them, which is the order people read and list them in.
-struct StageFiles(Vec<(String, StageFile)>);
-
-impl<'de> Deserialize<'de> for StageFiles {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Stages;
-        impl<'de> Visitor<'de> for Stages {
-            type Value = StageFiles;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping from stage names to stages")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StageFiles, A::Error> {
-                let mut stages = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    stages.push(entry);
-                }
-                Ok(StageFiles(stages))
-            }
-        }
-        deserializer.deserialize_map(Stages)
-    }
-}
+/// Stages in the order the file lists them.
+type StageFiles = Named<StageFile>;
 
 impl Project {
     /// The project file's name.
@@ -207,7 +197,7 @@ impl Project {
     /// [`Error::Project`] when the file cannot be read, is not valid YAML, has unknown keys,
     /// names the project, a stage or `stateNamespace` with anything but an RFC 1123 label (the
     /// message gives the line), declares a stage twice or without exactly one of `manifests`,
-    /// `command` and `plugin`, names a `plugin` or `transform` without `plugins:`, lists a plugin path that is empty or listed twice, has a discriminator or label key that breaks Kubernetes' label rules, or
+    /// `command` and `plugin`, names a `plugin` or `transform` without `plugins:`, has a target with an invalid name, an empty context, a bad discriminator or variable name, a stage whose `targets:` names an unknown target, selects none or comes with `context`, lists a plugin path that is empty or listed twice, has a discriminator or label key that breaks Kubernetes' label rules, or
     /// a default discriminator longer than a label value may be.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let file = if path.is_dir() {
@@ -252,6 +242,7 @@ impl Project {
             return Err(invalid("the project declares no stages".to_owned()));
         }
         let plugins = plugin_paths(&root, &parsed.plugins).map_err(invalid)?;
+        let targets = targets::resolve(&root, parsed.targets, &label_key).map_err(invalid)?;
         let project = parsed.name;
         let state_namespace = parsed
             .state_namespace
@@ -312,6 +303,16 @@ impl Project {
                 ));
             }
             let ignore_differences = IgnoreRules::new(stage.ignore_differences).map_err(invalid)?;
+            let stage_targets = match (stage.targets, &stage.context) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "takes `context` or `targets`, not both: each target names its context"
+                            .to_owned(),
+                    ));
+                }
+                (Some(file), None) => Some(targets::selector(file, &targets).map_err(invalid)?),
+                (None, _) => None,
+            };
             stages.push(Stage {
                 name,
                 project: project.clone(),
@@ -326,6 +327,8 @@ impl Project {
                 transform: stage.transform,
                 history: parsed.history,
                 ignore_differences,
+                targets: stage_targets,
+                variables: BTreeMap::new(),
             });
         }
         Ok(Self {
@@ -336,6 +339,7 @@ impl Project {
             plugins,
             stages,
             history: parsed.history,
+            targets,
         })
     }
 
@@ -373,6 +377,11 @@ impl Project {
     /// The stages, in the order the file lists them.
     pub fn stages(&self) -> &[Stage] {
         &self.stages
+    }
+
+    /// The clusters stages can go to (`targets:`), in the order the file lists them.
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
     }
 
     /// The stage called `name`.
@@ -477,7 +486,7 @@ impl Stage {
         let inputs = match &self.source {
             StageSource::Paths(paths) => paths.iter().cloned().map(Input::Path).collect(),
             StageSource::Command { argv, dir } => {
-                let output = command::run(&self.name, argv, dir, on_stderr)?;
+                let output = command::run(&self.name, argv, dir, &self.variables, on_stderr)?;
                 let name = format!("<output of stage {}>", self.name);
                 let Ok(text) = String::from_utf8(output) else {
                     let problem = Problem::new(
