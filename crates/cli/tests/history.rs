@@ -13,7 +13,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A project `hist` with one pruning stage `app` whose history lives in `ns`.
+/// A project named `prefix` (a discriminator of its own: the tests run at once) with one
+/// pruning stage `app` whose history lives in the test's namespace.
 struct Stage<'a> {
     plane: &'a ControlPlane,
     dir: tempfile::TempDir,
@@ -73,7 +74,7 @@ async fn stage<'a>(plane: &'a ControlPlane, prefix: &str) -> Stage<'a> {
     std::fs::write(
         dir.path().join("capstan.yaml"),
         format!(
-            "name: hist\nstateNamespace: {ns}\nstages:\n  app:\n    manifests: app.yaml\n    prune: true\n"
+            "name: {prefix}\nstateNamespace: {ns}\nstages:\n  app:\n    manifests: app.yaml\n    prune: true\n"
         ),
     )
     .unwrap();
@@ -307,7 +308,7 @@ async fn prune_scans_the_recorded_kinds_and_falls_back_to_a_full_scan_without_a_
     );
 
     // A damaged record: a clear warning, and prune scans everything.
-    let revision = "capstan-history.hist.app.r1";
+    let revision = "capstan-history.inventory.app.r1";
     succeeded(s.kubectl(&[
         "-n",
         &ns,
@@ -334,6 +335,6 @@ async fn prune_scans_the_recorded_kinds_and_falls_back_to_a_full_scan_without_a_
     common::fails(shown);
     let missing = s.run(&["history", "show", "9"], &[]);
     assert!(text(&common::fails(missing).stderr).contains(&format!(
-        "stage hist/app has no revision 9 in `{ns}` (it has 1, 2)"
+        "stage inventory/app has no revision 9 in `{ns}` (it has 1, 2)"
     )),);
 }
