@@ -22,6 +22,11 @@ pub(crate) struct ClusterArgs {
 pub(crate) use capstan_kube::Connection as Cluster;
 
 impl ClusterArgs {
+    /// `--context`, when given.
+    pub(crate) fn context(&self) -> Option<&str> {
+        self.context.as_deref()
+    }
+
     /// `--context`, for commands that take the option in their own way (and have no stage).
     pub(crate) fn with_context(context: Option<String>) -> Self {
         Self {

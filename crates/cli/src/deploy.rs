@@ -14,8 +14,8 @@ use clap::Args;
 use std::sync::Arc;
 
 use crate::cluster::{Cluster, ClusterArgs, block_on};
-use crate::history::Recorder;
 use crate::fleet::{self, FleetArgs, WaveArgs};
+use crate::history::Recorder;
 use crate::output::{self, OutputArgs};
 use crate::progress::Bar;
 use crate::prompt::confirm_change;
@@ -231,7 +231,7 @@ impl ApplyArgs {
 }
 
 pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
-    if let Some(fleet) = fleet::resolve(&args.fleet)? {
+    if let Some(fleet) = fleet::resolve(&args.fleet, &args.stage, &args.cluster)? {
         return fleet::deploy(args, &fleet);
     }
     let loaded = args.stage.load()?;
@@ -378,7 +378,7 @@ pub(crate) fn finish(
 
 /// `capstan diff`: exits 0 when nothing would change, 1 when something would.
 pub(crate) fn diff(args: &DiffArgs) -> Result<ExitCode, Failure> {
-    if let Some(fleet) = fleet::resolve(&args.fleet)? {
+    if let Some(fleet) = fleet::resolve(&args.fleet, &args.stage, &args.cluster)? {
         let view = args.kept.view(&fleet.loads[0]);
         let json = args.output.json();
         let check = fleet::Diff { prune: args.prune };

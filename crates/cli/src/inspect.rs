@@ -126,7 +126,9 @@ pub(crate) fn list(args: &ListArgs) -> Result<ExitCode, Failure> {
 
 /// The health of each object of the stage; exits 1 when any is not ready.
 pub(crate) fn status(args: &StatusArgs) -> Result<ExitCode, Failure> {
-    if let Some(fleet) = crate::fleet::resolve(&args.fleet)? {
+    if let Some(fleet) =
+        crate::fleet::resolve(&args.fleet, &args.inspect.stage, &args.inspect.cluster)?
+    {
         let json = args.inspect.output.json();
         return crate::fleet::check(&fleet, &args.fleet, json, None, &crate::fleet::Status);
     }

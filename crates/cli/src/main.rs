@@ -189,7 +189,6 @@ fn main() -> std::process::ExitCode {
     let matches = Cli::command().get_matches();
     let json = output::requested(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    fleet::remember(&matches);
     let result = match &cli.command {
         Command::Render(args) => render::render(args),
         Command::Validate(args) => render::validate(args),

@@ -4,7 +4,6 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use capstan_apply::{DeployRequest, Deployer, Plan};
@@ -79,20 +78,10 @@ fn default_target(revisions: &[Summary]) -> anyhow::Result<u64> {
 
 /// The stage with a revision's objects as its manifests.
 fn replayed(project: &Project, stage: &Stage, manifest: Manifest, revision: u64) -> Loaded {
-    Loaded {
-        manifest,
-        what: format!("stage {} at revision {revision}", stage.name()),
-        context: stage.context().map(str::to_owned),
-        prune: true,
-        root: project.file().parent().map(PathBuf::from),
-        verify_sops_mac: stage.verify_sops_mac(),
-        owner: Some(format!("{}/{}", stage.project(), stage.name())),
-        legacy_discriminator: stage.legacy_label().map(|l| l.value().to_owned()),
-        adopt: stage.adopt(),
-        state_namespace: stage.state_namespace().to_owned(),
-        selection: None,
-        ignore: stage.ignore_differences().clone(),
-    }
+    let mut loaded = Loaded::of_stage(project, stage, manifest);
+    loaded.what = format!("stage {} at revision {revision}", stage.name());
+    loaded.prune = true;
+    loaded
 }
 
 /// Says which Secrets the rollback cannot restore, and what it does instead.

@@ -71,6 +71,26 @@ pub(crate) struct Loaded {
     pub(crate) ignore: capstan_manifest::IgnoreRules,
 }
 
+impl Loaded {
+    /// A project stage with these manifests, selecting all of them.
+    pub(crate) fn of_stage(project: &Project, stage: &Stage, manifest: Manifest) -> Self {
+        Self {
+            manifest,
+            what: format!("stage {}", stage.name()),
+            context: stage.context().map(str::to_owned),
+            prune: stage.prune(),
+            root: project.file().parent().map(PathBuf::from),
+            verify_sops_mac: stage.verify_sops_mac(),
+            owner: Some(format!("{}/{}", stage.project(), stage.name())),
+            legacy_discriminator: stage.legacy_label().map(|label| label.value().to_owned()),
+            adopt: stage.adopt(),
+            state_namespace: stage.state_namespace().to_owned(),
+            selection: None,
+            ignore: stage.ignore_differences().clone(),
+        }
+    }
+}
+
 /// The project at `path` (a folder or its capstan.yaml), or the nearest one above the working
 /// directory.
 pub(crate) fn open_project(path: Option<&Path>) -> anyhow::Result<Project> {
@@ -130,20 +150,9 @@ impl StageArgs {
             }
         };
         let manifest = load_stage(&project, stage)?;
-        Ok(Loaded {
-            manifest,
-            what: format!("stage {}", stage.name()),
-            context: stage.context().map(str::to_owned),
-            prune: stage.prune(),
-            root: project.file().parent().map(PathBuf::from),
-            verify_sops_mac: stage.verify_sops_mac(),
-            owner: Some(format!("{}/{}", stage.project(), stage.name())),
-            legacy_discriminator: stage.legacy_label().map(|label| label.value().to_owned()),
-            adopt: stage.adopt(),
-            state_namespace: stage.state_namespace().to_owned(),
-            selection: self.selection(),
-            ignore: stage.ignore_differences().clone(),
-        })
+        let mut loaded = Loaded::of_stage(&project, stage, manifest);
+        loaded.selection = self.selection();
+        Ok(loaded)
     }
 
     /// Loads the manifests and keeps only what `--include`/`--exclude` select: for commands
@@ -157,7 +166,23 @@ impl StageArgs {
         Ok(loaded)
     }
 
-    fn selection(&self) -> Option<Selection> {
+    /// `--project`, when given.
+    pub(crate) fn project(&self) -> Option<&Path> {
+        self.project.as_deref()
+    }
+
+    /// `--stage`, when given.
+    pub(crate) fn stage(&self) -> Option<&str> {
+        self.stage.as_deref()
+    }
+
+    /// Whether `-f` names files instead of a stage.
+    pub(crate) fn files(&self) -> bool {
+        !self.filename.is_empty()
+    }
+
+    /// `--include`/`--exclude`, when given.
+    pub(crate) fn selection(&self) -> Option<Selection> {
         let selection = Selection::new(self.include.clone(), self.exclude.clone());
         (!selection.is_empty()).then_some(selection)
     }

@@ -15,34 +15,20 @@ mod report;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use capstan_kube::ConnectRequest;
-use capstan_manifest::{Project, Selection, Selector, Stage, Target, TargetSelector};
+use capstan_manifest::{Project, Selection, Stage, Target, TargetSelector};
 use futures::StreamExt as _;
 
-use crate::cluster::Cluster;
-use crate::stage::{Loaded, load_stage, open_project};
+use crate::cluster::{Cluster, ClusterArgs};
+use crate::stage::{Loaded, StageArgs, load_stage, open_project};
 
 pub(crate) use args::{FleetArgs, WaveArgs};
 pub(crate) use board::{Board, Counts, Phase, Row};
 pub(crate) use check::{Diff, Status, check};
 pub(crate) use deploy::deploy;
-
-/// The matches of the command being run: the fleet reads the stage options by their ids
-/// (`project`, `stage`, `include`, ...), which belong to `StageArgs`.
-static MATCHES: OnceLock<clap::ArgMatches> = OnceLock::new();
-
-/// Keeps the innermost subcommand's matches for [`resolve`].
-pub(crate) fn remember(matches: &clap::ArgMatches) {
-    let mut inner = matches;
-    while let Some((_, sub)) = inner.subcommand() {
-        inner = sub;
-    }
-    let _ = MATCHES.set(inner.clone());
-}
 
 /// A stage on its targets: each target, and the stage loaded once per distinct set of
 /// variables and discriminator.
@@ -76,20 +62,6 @@ impl Fleet {
     }
 }
 
-fn matched<T: Clone + Send + Sync + 'static>(id: &str) -> Option<T> {
-    MATCHES
-        .get()
-        .and_then(|m| m.try_get_one::<T>(id).ok().flatten().cloned())
-}
-
-fn matched_many<T: Clone + Send + Sync + 'static>(id: &str) -> Vec<T> {
-    MATCHES
-        .get()
-        .and_then(|m| m.try_get_many::<T>(id).ok().flatten())
-        .map(|values| values.cloned().collect())
-        .unwrap_or_default()
-}
-
 /// The fleet the command line asks for: `None` when it names no targets and the stage lists
 /// none, so that a single-cluster project works exactly as before.
 ///
@@ -97,19 +69,23 @@ fn matched_many<T: Clone + Send + Sync + 'static>(id: &str) -> Vec<T> {
 ///
 /// Target flags without a project stage, unknown targets, a selection outside the stage's
 /// `targets`, and the errors of loading the stage.
-pub(crate) fn resolve(args: &FleetArgs) -> anyhow::Result<Option<Fleet>> {
+pub(crate) fn resolve(
+    args: &FleetArgs,
+    stage_args: &StageArgs,
+    cluster: &ClusterArgs,
+) -> anyhow::Result<Option<Fleet>> {
     let flags = !args.target.is_empty() || args.targets.is_some() || args.all_targets;
-    if !flags && !matched_many::<PathBuf>("filename").is_empty() {
+    if !flags && stage_args.files() {
         return Ok(None);
     }
-    let project = match open_project(matched::<PathBuf>("project").as_deref()) {
+    let project = match open_project(stage_args.project()) {
         Ok(project) => project,
         // Without target flags the ordinary path reports a missing project its own way.
         Err(_) if !flags => return Ok(None),
         Err(error) => return Err(error),
     };
-    let stage = match (matched::<String>("stage"), project.stages()) {
-        (Some(name), _) => project.stage(&name)?,
+    let stage = match (stage_args.stage(), project.stages()) {
+        (Some(name), _) => project.stage(name)?,
         (None, [only]) => only,
         (None, _) if !flags => return Ok(None),
         (None, _) => anyhow::bail!(
@@ -124,7 +100,7 @@ pub(crate) fn resolve(args: &FleetArgs) -> anyhow::Result<Option<Fleet>> {
         _ => match stage.targets() {
             Some(selector) => {
                 // clap refuses --context beside the target flags; here the stage chose them.
-                if let Some(context) = matched::<String>("context") {
+                if let Some(context) = cluster.context() {
                     anyhow::bail!(
                         "stage {} goes to its `targets`, each with its own context: choose \
                          among them with --target instead of --context {context:?}",
@@ -172,19 +148,21 @@ pub(crate) fn resolve(args: &FleetArgs) -> anyhow::Result<Option<Fleet>> {
             picked = allowed;
         }
     }
-    Ok(Some(load(&project, stage, &picked)?))
+    let selection = stage_args.selection();
+    Ok(Some(load(&project, stage, &picked, selection)?))
 }
 
 /// Loads the stage once per distinct (discriminator, variables): targets that share both
 /// share the rendered manifests.
-fn load(project: &Project, stage: &Stage, picked: &[&Target]) -> anyhow::Result<Fleet> {
+fn load(
+    project: &Project,
+    stage: &Stage,
+    picked: &[&Target],
+    selection: Option<Selection>,
+) -> anyhow::Result<Fleet> {
     let mut keys: Vec<(Option<&str>, &BTreeMap<String, String>)> = Vec::new();
     let mut loads = Vec::new();
     let mut members = Vec::with_capacity(picked.len());
-    let selection = Selection::new(
-        matched_many::<Selector>("include"),
-        matched_many::<Selector>("exclude"),
-    );
     for target in picked {
         let key = (target.discriminator(), target.variables());
         let load = match keys.iter().position(|k| *k == key) {
@@ -196,22 +174,11 @@ fn load(project: &Project, stage: &Stage, picked: &[&Target]) -> anyhow::Result<
                 let manifest = load_stage(project, &on_target).with_context(|| {
                     format!("stage {} for target {}", stage.name(), target.name())
                 })?;
-                loads.push(Loaded {
-                    manifest,
-                    what: format!("stage {}", stage.name()),
-                    context: None,
-                    prune: stage.prune(),
-                    root: project.file().parent().map(PathBuf::from),
-                    verify_sops_mac: stage.verify_sops_mac(),
-                    owner: Some(format!("{}/{}", stage.project(), stage.name())),
-                    legacy_discriminator: on_target
-                        .legacy_label()
-                        .map(|label| label.value().to_owned()),
-                    adopt: stage.adopt(),
-                    state_namespace: stage.state_namespace().to_owned(),
-                    selection: (!selection.is_empty()).then(|| selection.clone()),
-                    ignore: stage.ignore_differences().clone(),
-                });
+                let mut loaded = Loaded::of_stage(project, &on_target, manifest);
+                // Each target names its own context; the stage's was refused above.
+                loaded.context = None;
+                loaded.selection.clone_from(&selection);
+                loads.push(loaded);
                 keys.push(key);
                 loads.len() - 1
             }
