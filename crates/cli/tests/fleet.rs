@@ -221,6 +221,18 @@ async fn a_stage_goes_to_three_clusters_in_waves_with_one_summary() {
     );
     assert_eq!(target(&status, "c")["health"]["notReady"], 1, "{status}");
 
+    // Drift on every target: c misses that ConfigMap, a and b are in sync.
+    let drift = summary(1, fleet(root, &["drift", "--all-targets", "-o", "json"]));
+    assert_eq!(
+        phases(&drift),
+        pairs(&[("a", "in-sync"), ("b", "in-sync"), ("c", "drifted")])
+    );
+    let shown = text(&common::exited(1, fleet(root, &["drift", "--all-targets"])).stdout);
+    assert!(
+        shown.contains("target c:\nConfigMap fleet/two: missing"),
+        "{shown}"
+    );
+
     // The lock is per target: another run holding a's lock fails a alone.
     let lock = StageLock::acquire(
         planes[0].client(User::Admin).unwrap(),

@@ -27,6 +27,10 @@ pub(crate) enum Phase {
     Ready,
     /// `status`: some object is not ready.
     NotReady,
+    /// `drift`: every object as the stage has it.
+    InSync,
+    /// `drift`: some object drifted or is missing.
+    Drifted,
     Failed,
     /// Never started: too many targets had failed before its turn.
     NotAttempted,
@@ -44,6 +48,8 @@ impl Phase {
             Self::Deployed => "deployed",
             Self::Ready => "ready",
             Self::NotReady => "not-ready",
+            Self::InSync => "in-sync",
+            Self::Drifted => "drifted",
             Self::Failed => "failed",
             Self::NotAttempted => "not-attempted",
         }

@@ -1,4 +1,4 @@
-//! Read-only commands on a fleet: `diff` and `status` are each a [`Check`], run on every
+//! Read-only commands on a fleet: `diff`, `status` and `drift` are each a [`Check`], run on every
 //! target by [`check`], which groups identical plans and sets the exit code.
 
 use std::io::Write as _;
@@ -29,7 +29,7 @@ pub(crate) trait Check {
     ) -> anyhow::Result<(Self::Report<'m>, usize)>;
 
     /// Fills the target's row from the report: its phase ([`Phase::Planned`] or
-    /// [`Phase::NotReady`] make the exit code 1, [`Phase::Failed`] 2) and counts.
+    /// [`Phase::NotReady`] or [`Phase::Drifted`] make the exit code 1, [`Phase::Failed`] 2) and counts.
     fn row(&self, report: &Self::Report<'_>, row: &mut Row);
 
     /// The plan targets are grouped by, for a check that plans.
@@ -179,7 +179,7 @@ pub(crate) fn exit_code(rows: &[Row]) -> ExitCode {
         ExitCode::Failure
     } else if rows
         .iter()
-        .any(|row| matches!(row.phase, Phase::Planned | Phase::NotReady))
+        .any(|row| matches!(row.phase, Phase::Planned | Phase::NotReady | Phase::Drifted))
     {
         ExitCode::Differences
     } else {

@@ -1,11 +1,11 @@
 //! Fleets: one stage on many targets of `capstan.yaml` at once, each cluster isolated from
 //! the others' failures, with one table, one JSON summary and one exit code.
 //!
-//! `deploy`, `diff` and `status` come here when target flags are given or the stage lists
-//! `targets:`. Every per-target piece of work goes through [`each`]: bounded by `--parallel`,
-//! cut off by `--target-timeout`, its phase shown on the [`Board`]. Read-only commands are a
-//! [`Check`] (`diff`, `status`; a `drift` command plugs in the same way), deploys have their
-//! own flow in `deploy.rs` (plan everywhere, confirm once, apply in waves).
+//! `deploy`, `diff`, `status` and `drift` come here when target flags are given or the stage
+//! lists `targets:`. Every per-target piece of work goes through [`each`]: bounded by
+//! `--parallel`, cut off by `--target-timeout`, its phase shown on the [`Board`]. Read-only
+//! commands are a [`Check`] (`diff`, `status`, `drift`), deploys have their own flow in
+//! `deploy.rs` (plan everywhere, confirm once, apply in waves).
 
 mod args;
 mod board;
@@ -27,7 +27,7 @@ use crate::stage::{Loaded, StageArgs, load_stage, open_project};
 
 pub(crate) use args::{FleetArgs, WaveArgs};
 pub(crate) use board::{Board, Counts, Phase, Row};
-pub(crate) use check::{Diff, Status, check};
+pub(crate) use check::{Check, Diff, Status, check};
 pub(crate) use deploy::deploy;
 
 /// A stage on its targets: each target, and the stage loaded once per distinct set of
