@@ -62,12 +62,13 @@
 //! | `command` | runs a stage's render command, streaming its standard error |
 //! | `load` | the pipeline: find, read, parse, validate, label, order |
 //! | `input`, `input/kustomize` | which files an input names: files, folders, kluctl projects, GitOps trees |
+//! | `kluctl` | kluctl projects: items and barriers, Jinja templating, `vars`, `.templateignore` ([`Templating`]) |
 //! | `parse`, `split`, `strict`, `lines` | text to objects in parallel, duplicate keys refused, lines for messages |
 //! | `object`, `order`, `select` | one loaded object, apply order, `--include`/`--exclude` |
 //! | `manifest`, `id` | the loaded set and the identity every capstan crate names objects by |
 //! | `edit` | one scalar of a YAML source changed in place, layout kept ([`set_scalar`]) |
 //! | `tree` | writes the tree of `<namespace>/<Kind>/<name>.yaml` files the loader reads |
-//! | `problem`, `error`, `names`, `escape` | what is wrong and where, Kubernetes' naming rules, terminal-safe text |
+//! | `problem`, `error`, `names`, `escape`, `sensitive` | what is wrong and where, Kubernetes' naming rules, terminal-safe text, values never shown ([`Sensitive`]) |
 
 mod command;
 mod edit;
@@ -75,6 +76,7 @@ mod error;
 mod escape;
 mod id;
 mod input;
+mod kluctl;
 mod lines;
 mod load;
 mod manifest;
@@ -85,6 +87,7 @@ mod parse;
 mod problem;
 mod project;
 mod select;
+mod sensitive;
 mod split;
 mod strict;
 mod tree;
@@ -94,6 +97,7 @@ pub use error::Error;
 pub use escape::escape_controls;
 pub use id::ObjectId;
 pub use input::Input;
+pub use kluctl::{Decrypt, Templating};
 pub use load::{LoadOptions, load, load_objects};
 pub use manifest::{Format, HANDED_OFF_ANNOTATION, Label, Manifest, Wave};
 pub use object::Object;
@@ -101,4 +105,5 @@ pub use order::Phase;
 pub use problem::{Location, Problem, ProblemKind, Problems};
 pub use project::{Project, Stage, StageSource};
 pub use select::{Selection, Selector};
+pub use sensitive::{MASK, Sensitive};
 pub use tree::{TreeFile, TreeObject, tree_path, write_tree};
