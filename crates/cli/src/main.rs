@@ -15,6 +15,7 @@ mod deploy;
 mod handoff;
 mod hints;
 mod inspect;
+mod kluctl;
 mod local;
 mod node;
 mod output;

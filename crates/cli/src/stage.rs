@@ -5,14 +5,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use capstan_manifest::{
-    Input, Label, LoadOptions, Manifest, Project, Selection, Selector, Stage, StageSource, load,
+    Input, Label, LoadOptions, Manifest, Project, Selection, Selector, Stage, StageSource,
+    Templating, load,
 };
-use clap::Args;
+use clap::{ArgGroup, Args};
 
+use crate::kluctl;
 use crate::plugins::Plugins;
 
 /// The options every command that takes a stage accepts.
 #[derive(Debug, Args)]
+#[command(group = ArgGroup::new("files").args(["filename", "project_dir"]).multiple(true))]
 pub(crate) struct StageArgs {
     /// The project folder or its capstan.yaml [default: the nearest capstan.yaml upward]
     #[arg(long, value_name = "DIR")]
@@ -26,9 +29,19 @@ pub(crate) struct StageArgs {
     #[arg(long, short = 'f', value_name = "PATH")]
     filename: Vec<PathBuf>,
 
-    /// With -f: label every object with this discriminator
-    #[arg(long, requires = "filename")]
+    /// Load this kluctl project folder instead of a stage, templated (kluctl's
+    /// --project-dir; the same as -f DIR)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["filename", "stage", "project"])]
+    project_dir: Option<PathBuf>,
+
+    /// With -f or --project-dir: label every object with this discriminator
+    #[arg(long, requires = "files")]
     discriminator: Option<String>,
+
+    /// A kluctl project's deployment argument, seen by its templates as `args.NAME`
+    /// (repeatable)
+    #[arg(long = "arg", short = 'a', value_name = "NAME=VALUE", value_parser = kluctl::parse_arg)]
+    args: Vec<(String, String)>,
 
     /// With -f: the discriminator label key
     #[arg(long, requires = "discriminator", default_value = Label::DEFAULT_KEY)]
@@ -81,8 +94,18 @@ pub(crate) fn open_project(path: Option<&Path>) -> anyhow::Result<Project> {
 }
 
 /// Loads a project stage: rendered by its plugin or its command, or read from its files, then
-/// through its `transform` plugins; a stage command's stderr streams to ours.
+/// through its `transform` plugins; a stage command's stderr streams to ours. kluctl projects
+/// load untemplated, so that no decrypted value can reach what the caller writes.
 pub(crate) fn load_stage(project: &Project, stage: &Stage) -> anyhow::Result<Manifest> {
+    load_stage_templated(project, stage, None)
+}
+
+/// Loads a project stage as [`load_stage`] does, rendering kluctl projects with `templating`.
+fn load_stage_templated(
+    project: &Project,
+    stage: &Stage,
+    templating: Option<Templating>,
+) -> anyhow::Result<Manifest> {
     let plugins = match (stage.source(), stage.transform()) {
         (StageSource::Plugin { .. }, _) | (_, [_, ..]) => Some(Plugins::load(project)?),
         _ => None,
@@ -91,9 +114,12 @@ pub(crate) fn load_stage(project: &Project, stage: &Stage) -> anyhow::Result<Man
         (StageSource::Plugin { name }, Some(plugins)) => plugins.render(name, stage)?,
         _ => {
             let mut stderr = std::io::stderr();
-            stage.load(&mut |line| {
-                let _ = writeln!(stderr, "{line}");
-            })?
+            stage.load_templated(
+                &mut |line| {
+                    let _ = writeln!(stderr, "{line}");
+                },
+                templating,
+            )?
         }
     };
     if let Some(plugins) = &plugins {
@@ -106,12 +132,15 @@ impl StageArgs {
     /// Whether the command line names manifests (`--project`, `--stage` or `-f`), for commands
     /// that read them only when asked.
     pub(crate) fn named(&self) -> bool {
-        self.project.is_some() || self.stage.is_some() || !self.filename.is_empty()
+        self.project.is_some()
+            || self.stage.is_some()
+            || !self.filename.is_empty()
+            || self.project_dir.is_some()
     }
 
     /// Loads the stage's manifests, or the files; a stage command's stderr streams to ours.
     pub(crate) fn load(&self) -> anyhow::Result<Loaded> {
-        if !self.filename.is_empty() {
+        if !self.filename.is_empty() || self.project_dir.is_some() {
             return self.load_files();
         }
         let project = open_project(self.project.as_deref())?;
@@ -127,7 +156,8 @@ impl StageArgs {
                 )
             }
         };
-        let manifest = load_stage(&project, stage)?;
+        let templating = kluctl::templating(&self.args, Some(stage.name()));
+        let manifest = load_stage_templated(&project, stage, Some(templating))?;
         Ok(Loaded {
             manifest,
             what: format!("stage {}", stage.name()),
@@ -161,6 +191,15 @@ impl StageArgs {
 
     fn load_files(&self) -> anyhow::Result<Loaded> {
         let mut inputs = Vec::new();
+        if let Some(dir) = &self.project_dir {
+            anyhow::ensure!(
+                dir.is_dir() && capstan_manifest::is_kluctl_project(dir),
+                "--project-dir {}: not a kluctl project folder (it needs a deployment.yaml \
+                 listing deployments, or a .kluctl.yaml); use -f for other files",
+                dir.display()
+            );
+            inputs.push(Input::Path(dir.clone()));
+        }
         for path in &self.filename {
             if path.as_os_str() == "-" {
                 let mut text = String::new();
@@ -175,12 +214,13 @@ impl StageArgs {
                 inputs.push(Input::Path(path.clone()));
             }
         }
-        let options = match &self.discriminator {
+        let mut options = match &self.discriminator {
             Some(value) => {
                 LoadOptions::with_label(Label::new(self.label_key.clone(), value.clone())?)
             }
             None => LoadOptions::default(),
         };
+        options.kluctl = Some(kluctl::templating(&self.args, None));
         Ok(Loaded {
             manifest: load(&inputs, &options)?,
             what: "the given files".to_owned(),

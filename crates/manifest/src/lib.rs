@@ -97,7 +97,7 @@ pub use error::Error;
 pub use escape::escape_controls;
 pub use id::ObjectId;
 pub use input::Input;
-pub use kluctl::{Decrypt, Templating};
+pub use kluctl::{Decrypt, Templating, is_project as is_kluctl_project};
 pub use load::{LoadOptions, load, load_objects};
 pub use manifest::{Format, HANDED_OFF_ANNOTATION, Label, Manifest, Wave};
 pub use object::Object;

@@ -135,7 +135,9 @@ pub(crate) fn deployment_file(dir: &Path) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-pub(crate) fn is_project(dir: &Path) -> bool {
+/// Whether `dir` is a kluctl project folder: it has a `.kluctl.yaml`, or a `deployment.yaml`
+/// listing `deployments`.
+pub fn is_project(dir: &Path) -> bool {
     if dir.join(".kluctl.yaml").is_file() || dir.join(".kluctl.yml").is_file() {
         return true;
     }
