@@ -1,14 +1,29 @@
 //! kluctl projects on the command line: `-a name=value`, and SOPS-encrypted vars files
 //! decrypted in memory with the identities sops would find, as the stage's objects are.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use capstan_manifest::{Decrypt, Templating};
 use capstan_secrets::{Format, Identities, SopsFile};
+use clap::Args;
+
+/// The options for kluctl projects that every command taking a stage accepts.
+#[derive(Debug, Args)]
+pub(crate) struct KluctlArgs {
+    /// Load this kluctl project folder instead of a stage, templated (kluctl's
+    /// --project-dir; the same as -f DIR)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["filename", "stage", "project"])]
+    pub(crate) project_dir: Option<PathBuf>,
+
+    /// A kluctl project's deployment argument, seen by its templates as `args.NAME`
+    /// (repeatable)
+    #[arg(long = "arg", short = 'a', value_name = "NAME=VALUE", value_parser = parse_arg)]
+    pub(crate) args: Vec<(String, String)>,
+}
 
 /// Parses `-a name=value`.
-pub(crate) fn parse_arg(text: &str) -> Result<(String, String), String> {
+fn parse_arg(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!("`{text}` is not NAME=VALUE")),

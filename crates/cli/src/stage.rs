@@ -29,19 +29,13 @@ pub(crate) struct StageArgs {
     #[arg(long, short = 'f', value_name = "PATH")]
     filename: Vec<PathBuf>,
 
-    /// Load this kluctl project folder instead of a stage, templated (kluctl's
-    /// --project-dir; the same as -f DIR)
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["filename", "stage", "project"])]
-    project_dir: Option<PathBuf>,
+    /// kluctl's --project-dir and -a (boxed: commands hold several of these argument sets).
+    #[command(flatten)]
+    kluctl: Box<kluctl::KluctlArgs>,
 
     /// With -f or --project-dir: label every object with this discriminator
     #[arg(long, requires = "files")]
     discriminator: Option<String>,
-
-    /// A kluctl project's deployment argument, seen by its templates as `args.NAME`
-    /// (repeatable)
-    #[arg(long = "arg", short = 'a', value_name = "NAME=VALUE", value_parser = kluctl::parse_arg)]
-    args: Vec<(String, String)>,
 
     /// With -f: the discriminator label key
     #[arg(long, requires = "discriminator", default_value = Label::DEFAULT_KEY)]
@@ -135,12 +129,12 @@ impl StageArgs {
         self.project.is_some()
             || self.stage.is_some()
             || !self.filename.is_empty()
-            || self.project_dir.is_some()
+            || self.kluctl.project_dir.is_some()
     }
 
     /// Loads the stage's manifests, or the files; a stage command's stderr streams to ours.
     pub(crate) fn load(&self) -> anyhow::Result<Loaded> {
-        if !self.filename.is_empty() || self.project_dir.is_some() {
+        if !self.filename.is_empty() || self.kluctl.project_dir.is_some() {
             return self.load_files();
         }
         let project = open_project(self.project.as_deref())?;
@@ -156,7 +150,7 @@ impl StageArgs {
                 )
             }
         };
-        let templating = kluctl::templating(&self.args, Some(stage.name()));
+        let templating = kluctl::templating(&self.kluctl.args, Some(stage.name()));
         let manifest = load_stage_templated(&project, stage, Some(templating))?;
         Ok(Loaded {
             manifest,
@@ -191,7 +185,7 @@ impl StageArgs {
 
     fn load_files(&self) -> anyhow::Result<Loaded> {
         let mut inputs = Vec::new();
-        if let Some(dir) = &self.project_dir {
+        if let Some(dir) = &self.kluctl.project_dir {
             anyhow::ensure!(
                 dir.is_dir() && capstan_manifest::is_kluctl_project(dir),
                 "--project-dir {}: not a kluctl project folder (it needs a deployment.yaml \
@@ -220,7 +214,7 @@ impl StageArgs {
             }
             None => LoadOptions::default(),
         };
-        options.kluctl = Some(kluctl::templating(&self.args, None));
+        options.kluctl = Some(kluctl::templating(&self.kluctl.args, None));
         Ok(Loaded {
             manifest: load(&inputs, &options)?,
             what: "the given files".to_owned(),
