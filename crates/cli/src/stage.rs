@@ -117,7 +117,10 @@ fn load_stage_templated(
         }
     };
     if let Some(plugins) = &plugins {
-        manifest = plugins.transform(stage, manifest)?;
+        let sensitive = manifest.sensitive().clone();
+        manifest = plugins
+            .transform(stage, manifest)?
+            .with_sensitive(sensitive);
     }
     Ok(manifest)
 }

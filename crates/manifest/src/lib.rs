@@ -4,7 +4,8 @@
 //! resources: a multi-document YAML stream, a JSON or YAML `List`, a folder of files, a GitOps
 //! tree (`<namespace|none>/<Kind>/<name>.yaml` with `kustomization.yaml`, loaded exactly as its
 //! `resources` and ksops `generators` list, see [`Input::Path`]), or a kluctl project folder
-//! with `prio-N` barrier items. [`load`] turns any of them into one [`Manifest`]:
+//! with `prio-N` barrier items, rendered with Jinja as kluctl renders it when asked
+//! ([`Templating`]). [`load`] turns any of them into one [`Manifest`]:
 //!
 //! - **validated**: every problem is reported at once, each naming the file, the document and
 //!   the line ([`Problem`]): documents that are not objects, mappings with a key twice, invalid

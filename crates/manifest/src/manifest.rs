@@ -125,7 +125,11 @@ impl Manifest {
         }
     }
 
-    pub(crate) fn with_sensitive(mut self, sensitive: Sensitive) -> Self {
+    /// The same objects, with `sensitive` as their [sensitive](Manifest::sensitive) values:
+    /// for hosts that rebuild a manifest from its objects (a transform plugin's output), so
+    /// that the values stay masked.
+    #[must_use]
+    pub fn with_sensitive(mut self, sensitive: Sensitive) -> Self {
         self.sensitive = sensitive;
         self
     }

@@ -303,3 +303,36 @@ fn plain_folders_and_lists_are_never_templated() {
     let manifest = load(&[stdin], &templating(&[])).unwrap();
     assert_eq!(value(&manifest, "plain", "/data/a"), "{{ nope | upper }}");
 }
+
+#[test]
+fn an_included_deployment_sees_the_vars_above_it_and_adds_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let root = dir.path();
+    fs::write(
+        root.join("deployment.yaml"),
+        "deployments: [{include: sub}, {path: prio-10}]\nvars: [{values: {team: ops}}]\n",
+    )
+    .unwrap();
+    fs::create_dir_all(root.join("sub/app")).unwrap();
+    fs::write(
+        root.join("sub/deployment.yaml"),
+        "deployments: [{path: '{{ team }}-app'}]\nvars: [{values: {size: big}}]\n",
+    )
+    .unwrap();
+    fs::create_dir_all(root.join("sub/ops-app")).unwrap();
+    fs::write(
+        root.join("sub/ops-app/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ team }}-{{ size }}', namespace: x}\n",
+    )
+    .unwrap();
+    // Vars of the included deployment end with it.
+    fs::write(
+        root.join("prio-10/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: \"{{ get_var('size', 'none') }}\", namespace: x}\n",
+    )
+    .unwrap();
+    let manifest = load_dir(root, &templating(&[])).unwrap();
+    let names: Vec<&str> = manifest.iter().map(|o| o.id().name()).collect();
+    assert_eq!(names, ["hetzkube", "ops-big", "none"]);
+}

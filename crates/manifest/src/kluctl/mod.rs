@@ -76,7 +76,7 @@ pub(crate) struct Scope {
     vars: Value,
     /// Renders the files of the deployment item being walked.
     pub(crate) renderer: Option<Arc<Renderer>>,
-    /// Set by the outermost project.
+    /// The `.templateignore` files of the outermost project being walked.
     pub(crate) ignore: Option<TemplateIgnore>,
     pub(crate) taint: Arc<Taint>,
 }
@@ -248,7 +248,8 @@ impl Walker {
         let Some(scope) = self.scope.as_mut() else {
             return Ok(text);
         };
-        if scope.ignore.is_none() {
+        // Outside any item: a project of its own, not one an item includes.
+        if scope.renderer.is_none() {
             scope.ignore = Some(TemplateIgnore::new(dir));
             scope.vars = root_vars(scope, dir, file, &text)?;
         }
