@@ -46,6 +46,26 @@ pub trait Decrypt: Send + Sync {
 ///
 /// Every value of a SOPS-encrypted vars file (and what a filter made of it) ends up in
 /// [`Manifest::sensitive`](crate::Manifest::sensitive), wherever the templates put it.
+///
+/// ```
+/// use capstan_manifest::{Input, LoadOptions, Templating, load};
+///
+/// let dir = std::env::temp_dir().join(format!("capstan-doc-kluctl-{}", std::process::id()));
+/// std::fs::create_dir_all(dir.join("app"))?;
+/// std::fs::write(dir.join("deployment.yaml"), "deployments: [{path: app}]\nvars: [{values: {size: 3}}]\n")?;
+/// std::fs::write(
+///     dir.join("app/cm.yaml"),
+///     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '{{ args.env }}-{{ size }}'}\n",
+/// )?;
+/// let mut templating = Templating::default();
+/// templating.args.insert("env".into(), "prod".into());
+/// let mut options = LoadOptions::default();
+/// options.kluctl = Some(templating);
+/// let manifest = load(&[Input::Path(dir.clone())], &options)?;
+/// assert_eq!(manifest.objects()[0].id().name(), "prod-3");
+/// # std::fs::remove_dir_all(dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct Templating {
