@@ -336,3 +336,31 @@ fn an_included_deployment_sees_the_vars_above_it_and_adds_its_own() {
     let names: Vec<&str> = manifest.iter().map(|o| o.id().name()).collect();
     assert_eq!(names, ["hetzkube", "ops-big", "none"]);
 }
+
+#[test]
+fn a_decrypted_vars_file_that_does_not_parse_is_named_without_its_text() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let mut options = templating(&[]);
+    let broken = "hctoken: {{ s3cr3t-part\n";
+    options.kluctl.as_mut().unwrap().decrypt = Some(Arc::new(Plaintext(broken)));
+    let found = problems(load_dir(dir.path(), &options));
+    assert_eq!(
+        found[0].0,
+        format!(
+            "{}/secrets/all.yaml:1: the decrypted vars file does not render (its text is not shown)",
+            dir.path().display()
+        )
+    );
+    let mut options = templating(&[]);
+    let broken = "hctoken: [s3cr3t-part\n";
+    options.kluctl.as_mut().unwrap().decrypt = Some(Arc::new(Plaintext(broken)));
+    let found = problems(load_dir(dir.path(), &options));
+    assert_eq!(
+        found[0].0,
+        format!(
+            "{}/secrets/all.yaml: the decrypted vars file is not YAML at line 2 (its text is not shown)",
+            dir.path().display()
+        )
+    );
+}

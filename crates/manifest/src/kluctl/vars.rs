@@ -157,9 +157,30 @@ impl Sources<'_> {
         } else {
             text
         };
-        let rendered = Renderer::new(vars, self.taint).render(&name, &text)?;
+        // A syntax error quotes the text it stopped at, which in a decrypted file is a secret.
+        let rendered = Renderer::new(vars, self.taint)
+            .render(&name, &text)
+            .map_err(|problem| {
+                match encrypted && problem.message().starts_with("template error") {
+                    true => Problem::new(
+                        problem.location().clone(),
+                        ProblemKind::Template,
+                        "the decrypted vars file does not render (its text is not shown)",
+                    ),
+                    false => problem,
+                }
+            })?;
         let value: Value = serde_yaml::from_str::<Option<Value>>(&rendered)
-            .map_err(|error| at(format!("vars file is not YAML: {error}")))?
+            .map_err(|error| match (encrypted, error.location()) {
+                (true, Some(place)) => at(format!(
+                    "the decrypted vars file is not YAML at line {} (its text is not shown)",
+                    place.line()
+                )),
+                (true, None) => {
+                    at("the decrypted vars file is not YAML (its text is not shown)".into())
+                }
+                (false, _) => at(format!("vars file is not YAML: {error}")),
+            })?
             .unwrap_or_else(|| Value::Object(Map::new()));
         if encrypted || source.sensitive {
             self.taint.add(leaves(&value));
