@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use capstan_manifest::{Label, Manifest, Object, ObjectId};
+use capstan_manifest::{Label, Manifest, Object, ObjectId, Sensitive};
 use futures::{StreamExt as _, stream};
 use serde_json::Value;
 
@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::live::{absent, check_namespaces, labelled};
 use crate::planned::{Plan, Planned, key};
 use crate::proof::{content_hash, proves_unchanged};
-use crate::redact::{Redactions, ValuePath};
+use crate::redact::{Redactions, ValuePath, paths_holding};
 use crate::scan::{Scan, guard_catalog, scan};
 use crate::vocab::{Action, Blind, Event, Keep, Progress};
 
@@ -44,7 +44,7 @@ pub(crate) async fn plan<'m>(
     let mut items: Vec<Planned<'m>> = manifest
         .iter()
         .filter(|object| selected(object))
-        .map(|object| resolve(cx, object, &catalog, &defined))
+        .map(|object| resolve(cx, object, &catalog, &defined, manifest.sensitive()))
         .collect();
     explain_unknown_kinds(cx, &mut items).await;
     check_namespaces(cx, manifest, &catalog, &mut items).await?;
@@ -122,6 +122,7 @@ fn resolve<'m>(
     object: &'m Object,
     catalog: &Catalog,
     defined: &HashSet<(String, String)>,
+    sensitive: &Sensitive,
 ) -> Planned<'m> {
     let id = object.id();
     let owner = cx.options.owner.as_deref();
@@ -146,9 +147,16 @@ fn resolve<'m>(
             if let Some((body, masked)) = prepared {
                 (item.prepared, item.masked) = (Some(body), masked);
             }
-            // Only Secrets and prepared objects have values to hide.
-            if item.prepared.is_some() || (id.group().is_empty() && id.kind() == "Secret") {
-                item.secrets = Redactions::of(&item.body(&cx.options), &item.masked);
+            // Only Secrets, prepared objects and those a template put a secret in have
+            // values to hide.
+            let held: Vec<String> = sensitive.within(object.json()).cloned().collect();
+            if item.prepared.is_some()
+                || !held.is_empty()
+                || (id.group().is_empty() && id.kind() == "Secret")
+            {
+                let body = item.body(&cx.options);
+                item.masked.extend(paths_holding(&body, &held));
+                item.secrets = Redactions::of(&body, &item.masked).and(held);
             }
         }
         Err(error) => {

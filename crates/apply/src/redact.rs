@@ -1,26 +1,19 @@
 //! Keeping secret values out of text: the server quotes what it rejects (`expected map, got
 //! &{[hunter2]}`), so masking Secret `data` in diffs is not enough. Every message and diff
 //! line about a Secret or a SOPS-decrypted object has each of that object's secret values
-//! replaced, whatever shape the value has.
-
-use std::sync::Arc;
+//! replaced, whatever shape the value has, and so is every value a kluctl template took from a
+//! SOPS-encrypted vars file ([`Sensitive`]), in whatever object it was put.
 
 use base64::Engine as _;
+use capstan_manifest::Sensitive;
 use serde_json::Value;
 
 /// A path to a value inside an object, one key or array index per step.
 pub type ValuePath = Vec<String>;
 
-/// What replaces a secret value in text.
-const MASK: &str = "***";
-
-/// Values shorter than this are masked only as whole words: masking every `a` in a message
-/// would leave nothing readable, and a one-letter word is what the server would quote.
-const SUBSTRING_MIN: usize = 4;
-
-/// The secret values of one object, longest first.
+/// The secret values of one object.
 #[derive(Clone, Default)]
-pub(crate) struct Redactions(Arc<[String]>);
+pub(crate) struct Redactions(Sensitive);
 
 // By hand: the values themselves must never reach a log.
 impl std::fmt::Debug for Redactions {
@@ -51,23 +44,20 @@ impl Redactions {
                 leaves(value, &mut values);
             }
         }
-        values.retain(|v| !v.is_empty());
-        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        values.dedup();
-        Self(values.into())
+        Self(Sensitive::new(values))
+    }
+
+    /// These and `more` values, such as the manifest's [`Sensitive`] values an object holds.
+    pub(crate) fn and(self, more: Vec<String>) -> Self {
+        if more.is_empty() {
+            return self;
+        }
+        Self(Sensitive::new(self.0.values().iter().cloned().chain(more)))
     }
 
     /// `text` with every secret value replaced by `***`.
     pub(crate) fn redact(&self, text: &str) -> String {
-        let mut text = text.to_owned();
-        for value in self.0.iter() {
-            text = if value.chars().count() >= SUBSTRING_MIN {
-                text.replace(value.as_str(), MASK)
-            } else {
-                replace_words(&text, value)
-            };
-        }
-        text
+        self.0.mask(text).into_owned()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -98,29 +88,44 @@ fn decode(text: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The paths of the strings in `object` that hold one of `values`, so that a diff marks them
+/// as it marks decrypted values.
+pub(crate) fn paths_holding(object: &Value, values: &[String]) -> Vec<ValuePath> {
+    fn walk(value: &Value, values: &[String], path: &mut ValuePath, out: &mut Vec<ValuePath>) {
+        match value {
+            Value::String(text) if values.iter().any(|v| text.contains(v.as_str())) => {
+                out.push(path.clone());
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    path.push(index.to_string());
+                    walk(item, values, path, out);
+                    path.pop();
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    path.push(key.clone());
+                    walk(item, values, path, out);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if !values.is_empty() {
+        walk(object, values, &mut Vec::new(), &mut out);
+    }
+    out
+}
+
 fn lookup<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
     path.iter().try_fold(value, |value, step| match value {
         Value::Object(map) => map.get(step),
         Value::Array(items) => step.parse::<usize>().ok().and_then(|i| items.get(i)),
         _ => None,
     })
-}
-
-/// Replaces `word` where it stands alone: not inside a longer run of letters and digits.
-fn replace_words(text: &str, word: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(word) {
-        let before = rest[..at].chars().next_back();
-        let after = rest[at + word.len()..].chars().next();
-        let alone =
-            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric);
-        out.push_str(&rest[..at]);
-        out.push_str(if alone { MASK } else { word });
-        rest = &rest[at + word.len()..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -169,6 +174,22 @@ mod tests {
         assert_eq!(
             format!("{:?}", Redactions::of(&secret, &[])),
             "Redactions(1 values)"
+        );
+    }
+
+    #[test]
+    fn values_a_template_put_anywhere_are_masked_and_their_paths_found() {
+        let object =
+            json!({"kind": "ConfigMap", "data": {"url": "https://u:tok-abcdef@db", "n": "1"}});
+        let values = vec!["tok-abcdef".to_owned()];
+        let redactions = Redactions::of(&object, &[]).and(values.clone());
+        assert_eq!(
+            redactions.redact("bad https://u:tok-abcdef@db"),
+            "bad https://u:***@db"
+        );
+        assert_eq!(
+            super::paths_holding(&object, &values),
+            [vec!["data", "url"]]
         );
     }
 

@@ -18,6 +18,7 @@ mod handoff;
 mod hints;
 mod history;
 mod inspect;
+mod kluctl;
 mod local;
 mod node;
 mod output;

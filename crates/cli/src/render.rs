@@ -1,7 +1,7 @@
 //! `capstan render` and `capstan validate`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 
 use capstan_apply::{Action, Plan};
 use capstan_manifest::{Error, Format, Manifest, ObjectId};
@@ -33,6 +33,11 @@ pub(crate) struct RenderArgs {
     stage: StageArgs,
     #[command(flatten)]
     output: OutputArgs<RenderOutput>,
+
+    /// Show the values kluctl templates took from SOPS-encrypted vars files instead of `***`
+    /// (only when standard output is a terminal)
+    #[arg(long)]
+    show_secrets: bool,
 }
 
 /// Check a stage's manifests and print a summary; every problem is reported, one per line
@@ -56,12 +61,25 @@ pub(crate) struct ValidateArgs {
 pub(crate) fn render(args: &RenderArgs) -> Result<ExitCode, Failure> {
     let loaded = args.stage.load_selected()?;
     let mut stdout = std::io::stdout().lock();
-    match args.output.output {
-        RenderOutput::Yaml => loaded.manifest.write(Format::Yaml, &mut stdout)?,
-        RenderOutput::Json => loaded.manifest.write(Format::Json, &mut stdout)?,
-        RenderOutput::Names => {
+    // A pipe or a file would keep the values; a person at a terminal asked to see them.
+    if args.show_secrets && !stdout.is_terminal() {
+        return Err(anyhow::anyhow!(
+            "--show-secrets shows secret values on a terminal only, and standard output is not one"
+        )
+        .into());
+    }
+    let format = match args.output.output {
+        RenderOutput::Yaml => Some(Format::Yaml),
+        RenderOutput::Json => Some(Format::Json),
+        RenderOutput::Names => None,
+    };
+    match format {
+        Some(format) if args.show_secrets => loaded.manifest.write_revealed(format, &mut stdout)?,
+        Some(format) => loaded.manifest.write(format, &mut stdout)?,
+        None => {
             for object in &loaded.manifest {
-                writeln!(stdout, "{}", object.id())?;
+                let id = object.id().to_string();
+                writeln!(stdout, "{}", loaded.manifest.sensitive().mask(&id))?;
             }
             stdout.flush()?;
         }

@@ -5,14 +5,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use capstan_manifest::{
-    Input, Label, LoadOptions, Manifest, Project, Selection, Selector, Stage, StageSource, load,
+    Input, Label, LoadOptions, Manifest, Project, Selection, Selector, Stage, StageSource,
+    Templating, load,
 };
-use clap::Args;
+use clap::{ArgGroup, Args};
 
+use crate::kluctl;
 use crate::plugins::Plugins;
 
 /// The options every command that takes a stage accepts.
 #[derive(Debug, Args)]
+#[command(group = ArgGroup::new("files").args(["filename", "project_dir"]).multiple(true))]
 pub(crate) struct StageArgs {
     /// The project folder or its capstan.yaml [default: the nearest capstan.yaml upward]
     #[arg(long, value_name = "DIR")]
@@ -26,8 +29,12 @@ pub(crate) struct StageArgs {
     #[arg(long, short = 'f', value_name = "PATH")]
     filename: Vec<PathBuf>,
 
-    /// With -f: label every object with this discriminator
-    #[arg(long, requires = "filename")]
+    /// kluctl's --project-dir and -a (boxed: commands hold several of these argument sets).
+    #[command(flatten)]
+    kluctl: Box<kluctl::KluctlArgs>,
+
+    /// With -f or --project-dir: label every object with this discriminator
+    #[arg(long, requires = "files")]
     discriminator: Option<String>,
 
     /// With -f: the discriminator label key
@@ -103,8 +110,18 @@ pub(crate) fn open_project(path: Option<&Path>) -> anyhow::Result<Project> {
 }
 
 /// Loads a project stage: rendered by its plugin or its command, or read from its files, then
-/// through its `transform` plugins; a stage command's stderr streams to ours.
+/// through its `transform` plugins; a stage command's stderr streams to ours. kluctl projects
+/// load untemplated, so that no decrypted value can reach what the caller writes.
 pub(crate) fn load_stage(project: &Project, stage: &Stage) -> anyhow::Result<Manifest> {
+    load_stage_templated(project, stage, None)
+}
+
+/// Loads a project stage as [`load_stage`] does, rendering kluctl projects with `templating`.
+fn load_stage_templated(
+    project: &Project,
+    stage: &Stage,
+    templating: Option<Templating>,
+) -> anyhow::Result<Manifest> {
     let plugins = match (stage.source(), stage.transform()) {
         (StageSource::Plugin { .. }, _) | (_, [_, ..]) => Some(Plugins::load(project)?),
         _ => None,
@@ -113,13 +130,19 @@ pub(crate) fn load_stage(project: &Project, stage: &Stage) -> anyhow::Result<Man
         (StageSource::Plugin { name }, Some(plugins)) => plugins.render(name, stage)?,
         _ => {
             let mut stderr = std::io::stderr();
-            stage.load(&mut |line| {
-                let _ = writeln!(stderr, "{line}");
-            })?
+            stage.load_templated(
+                &mut |line| {
+                    let _ = writeln!(stderr, "{line}");
+                },
+                templating,
+            )?
         }
     };
     if let Some(plugins) = &plugins {
-        manifest = plugins.transform(stage, manifest)?;
+        let sensitive = manifest.sensitive().clone();
+        manifest = plugins
+            .transform(stage, manifest)?
+            .with_sensitive(sensitive);
     }
     Ok(manifest)
 }
@@ -128,12 +151,15 @@ impl StageArgs {
     /// Whether the command line names manifests (`--project`, `--stage` or `-f`), for commands
     /// that read them only when asked.
     pub(crate) fn named(&self) -> bool {
-        self.project.is_some() || self.stage.is_some() || !self.filename.is_empty()
+        self.project.is_some()
+            || self.stage.is_some()
+            || !self.filename.is_empty()
+            || self.kluctl.project_dir.is_some()
     }
 
     /// Loads the stage's manifests, or the files; a stage command's stderr streams to ours.
     pub(crate) fn load(&self) -> anyhow::Result<Loaded> {
-        if !self.filename.is_empty() {
+        if self.files() {
             return self.load_files();
         }
         let project = open_project(self.project.as_deref())?;
@@ -149,7 +175,7 @@ impl StageArgs {
                 )
             }
         };
-        let manifest = load_stage(&project, stage)?;
+        let manifest = self.render(&project, stage)?;
         let mut loaded = Loaded::of_stage(&project, stage, manifest);
         loaded.selection = self.selection();
         Ok(loaded)
@@ -176,9 +202,16 @@ impl StageArgs {
         self.stage.as_deref()
     }
 
-    /// Whether `-f` names files instead of a stage.
+    /// Whether `-f` or `--project-dir` name files instead of a stage.
     pub(crate) fn files(&self) -> bool {
-        !self.filename.is_empty()
+        !self.filename.is_empty() || self.kluctl.project_dir.is_some()
+    }
+
+    /// Renders and loads a stage of `project`, templating kluctl projects with this command
+    /// line's `-a` args.
+    pub(crate) fn render(&self, project: &Project, stage: &Stage) -> anyhow::Result<Manifest> {
+        let templating = kluctl::templating(&self.kluctl.args, Some(stage.name()));
+        load_stage_templated(project, stage, Some(templating))
     }
 
     /// `--include`/`--exclude`, when given.
@@ -189,6 +222,15 @@ impl StageArgs {
 
     fn load_files(&self) -> anyhow::Result<Loaded> {
         let mut inputs = Vec::new();
+        if let Some(dir) = &self.kluctl.project_dir {
+            anyhow::ensure!(
+                dir.is_dir() && capstan_manifest::is_kluctl_project(dir),
+                "--project-dir {}: not a kluctl project folder (it needs a deployment.yaml \
+                 listing deployments, or a .kluctl.yaml); use -f for other files",
+                dir.display()
+            );
+            inputs.push(Input::Path(dir.clone()));
+        }
         for path in &self.filename {
             if path.as_os_str() == "-" {
                 let mut text = String::new();
@@ -203,12 +245,13 @@ impl StageArgs {
                 inputs.push(Input::Path(path.clone()));
             }
         }
-        let options = match &self.discriminator {
+        let mut options = match &self.discriminator {
             Some(value) => {
                 LoadOptions::with_label(Label::new(self.label_key.clone(), value.clone())?)
             }
             None => LoadOptions::default(),
         };
+        options.kluctl = Some(kluctl::templating(&self.kluctl.args, None));
         Ok(Loaded {
             manifest: load(&inputs, &options)?,
             what: "the given files".to_owned(),

@@ -7,9 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
-
-use crate::{Location, Problem, ProblemKind};
+use crate::kluctl::{Renderer, Scope};
+use crate::{Location, Problem, ProblemKind, kluctl};
 
 /// Something to load manifests from.
 #[derive(Clone, Debug)]
@@ -56,14 +55,15 @@ pub(crate) struct Pending {
 pub(crate) enum Content {
     File(PathBuf),
     Text(String),
+    /// A file of a kluctl deployment item, rendered when it is read.
+    Template(PathBuf, Arc<Renderer>),
 }
 
 impl Pending {
     /// The text, or the problem that keeps it from being read.
     pub(crate) fn read(self) -> Result<(Arc<str>, String, u32), Problem> {
-        let text = match self.content {
-            Content::Text(text) => text,
-            Content::File(path) => fs::read(&path)
+        let read = |path: &Path| {
+            fs::read(path)
                 .map_err(|error| error.to_string())
                 .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned()))
                 .map_err(|message| {
@@ -72,7 +72,12 @@ impl Pending {
                         ProblemKind::Unreadable,
                         message,
                     )
-                })?,
+                })
+        };
+        let text = match self.content {
+            Content::Text(text) => text,
+            Content::File(path) => read(&path)?,
+            Content::Template(path, renderer) => renderer.render(&self.name, &read(&path)?)?,
         };
         Ok((self.name, text, self.barrier_group))
     }
@@ -83,7 +88,9 @@ impl Pending {
 pub(crate) struct Walker {
     pub(crate) pending: Vec<Pending>,
     pub(crate) problems: Vec<Problem>,
-    barrier_group: u32,
+    pub(crate) barrier_group: u32,
+    /// Set when kluctl projects are templated.
+    pub(crate) scope: Option<Scope>,
     /// The folders on the way to the one being walked: a link back to one of them is a cycle.
     ancestors: Vec<(FolderId, PathBuf)>,
     /// Every folder walked, and the path it was first reached by.
@@ -137,40 +144,6 @@ fn is_resource_file(path: &Path) -> bool {
     manifest && !configuration && !is_hidden(path)
 }
 
-/// kluctl's `deployment.yaml`: the fields that decide what is deployed, and in which order.
-#[derive(Deserialize)]
-struct Deployment {
-    #[serde(default)]
-    deployments: Vec<DeploymentItem>,
-}
-
-#[derive(Deserialize)]
-struct DeploymentItem {
-    path: Option<String>,
-    include: Option<String>,
-    #[serde(default)]
-    barrier: bool,
-    git: Option<serde_yaml::Value>,
-    oci: Option<serde_yaml::Value>,
-}
-
-fn deployment_file(dir: &Path) -> Option<PathBuf> {
-    ["deployment.yaml", "deployment.yml"]
-        .into_iter()
-        .map(|name| dir.join(name))
-        .find(|path| path.is_file())
-}
-
-fn is_kluctl_project(dir: &Path) -> bool {
-    if dir.join(".kluctl.yaml").is_file() || dir.join(".kluctl.yml").is_file() {
-        return true;
-    }
-    deployment_file(dir)
-        .and_then(|path| fs::read_to_string(path).ok())
-        .and_then(|text| serde_yaml::from_str::<serde_yaml::Mapping>(&text).ok())
-        .is_some_and(|file| file.contains_key("deployments"))
-}
-
 impl Walker {
     pub(crate) fn input(&mut self, input: &Input) {
         match input {
@@ -183,14 +156,14 @@ impl Walker {
         }
     }
 
-    fn problem(&mut self, path: &Path, kind: ProblemKind, message: String) {
+    pub(crate) fn problem(&mut self, path: &Path, kind: ProblemKind, message: String) {
         self.problems
             .push(Problem::new(Location::file(name_of(path)), kind, message));
     }
 
-    fn path(&mut self, path: &Path) {
+    pub(crate) fn path(&mut self, path: &Path) {
         match fs::metadata(path) {
-            Ok(metadata) if metadata.is_dir() && is_kluctl_project(path) => {
+            Ok(metadata) if metadata.is_dir() && kluctl::is_project(path) => {
                 self.within(path, Self::kluctl);
             }
             Ok(metadata) if metadata.is_dir() => self.tree(path),
@@ -213,7 +186,7 @@ impl Walker {
     }
 
     /// Walks `dir` with `walk`, unless it is a folder on the way to it or one walked already.
-    fn within(&mut self, dir: &Path, walk: fn(&mut Self, &Path)) {
+    pub(crate) fn within(&mut self, dir: &Path, walk: fn(&mut Self, &Path)) {
         let id = match FolderId::of(dir) {
             Ok(id) => id,
             Err(error) => return self.problem(dir, ProblemKind::Unreadable, error.to_string()),
@@ -273,51 +246,25 @@ impl Walker {
         }
     }
 
+    /// A file to load; inside a templated kluctl item, to render first unless
+    /// `.templateignore` says otherwise.
     fn file(&mut self, path: PathBuf) {
+        let content = match self.scope.as_mut() {
+            Some(Scope {
+                renderer: Some(renderer),
+                ignore: Some(ignore),
+                ..
+            }) => match ignore.ignores(&path) {
+                Ok(true) => Content::File(path.clone()),
+                Ok(false) => Content::Template(path.clone(), Arc::clone(renderer)),
+                Err(problem) => return self.problems.push(problem),
+            },
+            _ => Content::File(path.clone()),
+        };
         self.pending.push(Pending {
             name: name_of(&path),
-            content: Content::File(path),
+            content,
             barrier_group: self.barrier_group,
         });
-    }
-
-    /// A kluctl project: its deployment items in order, each barrier starting a new group.
-    /// Variables files, `.templateignore` and other kluctl configuration are not resources.
-    fn kluctl(&mut self, dir: &Path) {
-        let Some(file) = deployment_file(dir) else {
-            let message =
-                "a kluctl project needs a deployment.yaml listing its deployments".to_owned();
-            return self.problem(dir, ProblemKind::Configuration, message);
-        };
-        let deployment: Deployment = match fs::read_to_string(&file)
-            .map_err(|error| error.to_string())
-            .and_then(|text| serde_yaml::from_str(&text).map_err(|error| error.to_string()))
-        {
-            Ok(deployment) => deployment,
-            Err(message) => return self.problem(&file, ProblemKind::Configuration, message),
-        };
-        for (index, item) in deployment.deployments.iter().enumerate() {
-            match (&item.path, &item.include) {
-                (Some(path), None) => self.path(&dir.join(path)),
-                (None, Some(include)) => self.within(&dir.join(include), Self::kluctl),
-                (None, None) if item.git.is_some() || item.oci.is_some() => {
-                    let message = format!(
-                        "deployments[{index}] takes its resources from git or OCI; capstan loads local \
-                         folders only (render them into the project first)"
-                    );
-                    self.problem(&file, ProblemKind::Configuration, message);
-                }
-                (None, None) if item.barrier => {}
-                _ => {
-                    let message = format!(
-                        "deployments[{index}] must have exactly one of `path` and `include`"
-                    );
-                    self.problem(&file, ProblemKind::Configuration, message);
-                }
-            }
-            if item.barrier {
-                self.barrier_group += 1;
-            }
-        }
     }
 }

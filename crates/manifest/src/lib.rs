@@ -4,7 +4,8 @@
 //! resources: a multi-document YAML stream, a JSON or YAML `List`, a folder of files, a GitOps
 //! tree (`<namespace|none>/<Kind>/<name>.yaml` with `kustomization.yaml`, loaded exactly as its
 //! `resources` and ksops `generators` list, see [`Input::Path`]), or a kluctl project folder
-//! with `prio-N` barrier items. [`load`] turns any of them into one [`Manifest`]:
+//! with `prio-N` barrier items, rendered with Jinja as kluctl renders it when asked
+//! ([`Templating`]). [`load`] turns any of them into one [`Manifest`]:
 //!
 //! - **validated**: every problem is reported at once, each naming the file, the document and
 //!   the line ([`Problem`]): documents that are not objects, mappings with a key twice, invalid
@@ -65,12 +66,13 @@
 //! | `command` | runs a stage's render command, streaming its standard error |
 //! | `load` | the pipeline: find, read, parse, validate, label, order |
 //! | `input`, `input/kustomize` | which files an input names: files, folders, kluctl projects, GitOps trees |
+//! | `kluctl` | kluctl projects: items and barriers, Jinja templating, `vars`, `.templateignore` ([`Templating`]) |
 //! | `parse`, `split`, `strict`, `lines` | text to objects in parallel, duplicate keys refused, lines for messages |
 //! | `object`, `order`, `select` | one loaded object, apply order, `--include`/`--exclude` |
 //! | `manifest`, `id` | the loaded set and the identity every capstan crate names objects by |
 //! | `edit` | one scalar of a YAML source changed in place, layout kept ([`set_scalar`]) |
 //! | `tree` | writes the tree of `<namespace>/<Kind>/<name>.yaml` files the loader reads |
-//! | `problem`, `error`, `names`, `escape` | what is wrong and where, Kubernetes' naming rules, terminal-safe text |
+//! | `problem`, `error`, `names`, `escape`, `sensitive` | what is wrong and where, Kubernetes' naming rules, terminal-safe text, values never shown ([`Sensitive`]) |
 
 mod command;
 mod edit;
@@ -80,6 +82,7 @@ mod history;
 mod id;
 mod ignore;
 mod input;
+mod kluctl;
 mod lines;
 mod load;
 mod manifest;
@@ -90,6 +93,7 @@ mod parse;
 mod problem;
 mod project;
 mod select;
+mod sensitive;
 mod split;
 mod strict;
 mod targets;
@@ -102,6 +106,7 @@ pub use history::History;
 pub use id::ObjectId;
 pub use ignore::{IgnoreRule, IgnoreRules, json_pointer};
 pub use input::Input;
+pub use kluctl::{Decrypt, Templating, is_project as is_kluctl_project};
 pub use load::{LoadOptions, load, load_objects};
 pub use manifest::{Format, HANDED_OFF_ANNOTATION, Label, Manifest, Wave};
 pub use object::Object;
@@ -109,5 +114,6 @@ pub use order::Phase;
 pub use problem::{Location, Problem, ProblemKind, Problems};
 pub use project::{Project, Stage, StageSource};
 pub use select::{Selection, Selector};
+pub use sensitive::{MASK, Sensitive};
 pub use targets::{Target, TargetSelector};
 pub use tree::{TreeFile, TreeObject, tree_path, write_tree};

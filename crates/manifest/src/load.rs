@@ -7,10 +7,12 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::input::Walker;
+use crate::kluctl::Scope;
 use crate::object::{Convert, Converted};
 use crate::parse::Source;
 use crate::{
     Error, Input, Label, Location, Manifest, ObjectId, Phase, Problem, ProblemKind, Problems,
+    Sensitive, Templating,
 };
 
 /// How [`load`] treats the objects it loads.
@@ -20,12 +22,18 @@ pub struct LoadOptions {
     /// The discriminator label to put on every object. `None` loads the objects as they are,
     /// which suits rendering, not deploying.
     pub label: Option<Label>,
+    /// Render kluctl projects' templates as kluctl would. `None` loads their items as they
+    /// are (and a Secret's `{{ ... }}` placeholder is then a problem).
+    pub kluctl: Option<Templating>,
 }
 
 impl LoadOptions {
     /// Options that put `label` on every object.
     pub fn with_label(label: Label) -> Self {
-        Self { label: Some(label) }
+        Self {
+            label: Some(label),
+            kluctl: None,
+        }
     }
 }
 
@@ -42,10 +50,15 @@ impl LoadOptions {
 /// labelled for another discriminator, and Secrets with unresolved `{{ ... }}` placeholders.
 pub fn load(inputs: &[Input], options: &LoadOptions) -> Result<Manifest, Error> {
     let mut walker = Walker::default();
+    walker.scope = options.kluctl.clone().map(|templating| {
+        let discriminator = options.label.as_ref().map(|label| label.value().to_owned());
+        Scope::new(templating, discriminator)
+    });
     for input in inputs {
         walker.input(input);
     }
     let problems = walker.problems;
+    let taint = walker.scope.map(|scope| scope.taint);
     // Each file is parsed as soon as it is read, so a folder's texts are not all held at once.
     let parsed: Vec<Converted> = walker
         .pending
@@ -65,7 +78,15 @@ pub fn load(inputs: &[Input], options: &LoadOptions) -> Result<Manifest, Error> 
             Err(problem) => vec![Converted::Problems(vec![problem])],
         })
         .collect();
-    finish(parsed, problems, options)
+    // Filled while the templates rendered, so read only now.
+    let sensitive = Sensitive::new(taint.map(|taint| taint.take()).unwrap_or_default());
+    match finish(parsed, problems, options) {
+        Ok(manifest) => Ok(manifest.with_sensitive(sensitive)),
+        Err(Error::Invalid(problems)) if !sensitive.is_empty() => {
+            Err(Error::Invalid(problems.masked(&sensitive)))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Validates, labels and orders objects a plugin handed back, each with the location it came

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
 
 use crate::names::{label_key_problem, label_value_problem};
-use crate::{Error, Object, Phase, Selection};
+use crate::{Error, Object, Phase, Selection, Sensitive};
 
 /// The label that marks objects as owned by one stage: `key=value`, for example
 /// `capstan.io/discriminator=hetzkube.full`. It serialises as `{key, value}`, and reading one
@@ -93,6 +93,7 @@ pub enum Format {
 pub struct Manifest {
     objects: Vec<Object>,
     label: Option<Label>,
+    sensitive: Sensitive,
 }
 
 /// Set by a handoff (`capstan handoff`) on every object it gives to another deployer, with
@@ -117,7 +118,27 @@ impl Manifest {
     pub(crate) fn new(mut objects: Vec<Object>, label: Option<Label>) -> Self {
         // A stable sort, so objects of one wave keep the order their authors gave them.
         objects.sort_by_key(|object| (object.barrier_group(), object.phase()));
-        Self { objects, label }
+        Self {
+            objects,
+            label,
+            sensitive: Sensitive::default(),
+        }
+    }
+
+    /// The same objects, with `sensitive` as their [sensitive](Manifest::sensitive) values:
+    /// for hosts that rebuild a manifest from its objects (a transform plugin's output), so
+    /// that the values stay masked.
+    #[must_use]
+    pub fn with_sensitive(mut self, sensitive: Sensitive) -> Self {
+        self.sensitive = sensitive;
+        self
+    }
+
+    /// Values that must never be shown: those a kluctl project's templates took from
+    /// SOPS-encrypted vars files, wherever they put them (and what a filter made of them).
+    /// [`Manifest::write`] masks them; deployers mask them in diffs and messages.
+    pub fn sensitive(&self) -> &Sensitive {
+        &self.sensitive
     }
 
     /// The objects in apply order.
@@ -173,7 +194,8 @@ impl Manifest {
             })
     }
 
-    /// Writes the objects as one `v1` `List`, in apply order.
+    /// Writes the objects as one `v1` `List`, in apply order, with every
+    /// [sensitive](Manifest::sensitive) value masked as `***`.
     ///
     /// Barrier groups are not part of a `List`: loading the output again orders it by phase
     /// alone.
@@ -181,11 +203,30 @@ impl Manifest {
     /// # Errors
     ///
     /// Errors of the writer.
-    pub fn write(&self, format: Format, mut writer: impl Write) -> io::Result<()> {
+    pub fn write(&self, format: Format, writer: impl Write) -> io::Result<()> {
+        self.write_list(format, writer, &self.sensitive)
+    }
+
+    /// Writes the objects as [`Manifest::write`] does, sensitive values included: for a person
+    /// who asked to see them, never for a log or a file.
+    ///
+    /// # Errors
+    ///
+    /// Errors of the writer.
+    pub fn write_revealed(&self, format: Format, writer: impl Write) -> io::Result<()> {
+        self.write_list(format, writer, &Sensitive::default())
+    }
+
+    fn write_list(
+        &self,
+        format: Format,
+        mut writer: impl Write,
+        masked: &Sensitive,
+    ) -> io::Result<()> {
         let list = List {
             api_version: "v1",
             kind: "List",
-            items: Items(&self.objects),
+            items: Items(&self.objects, masked),
         };
         match format {
             Format::Yaml => serde_yaml::to_writer(&mut writer, &list).map_err(io::Error::other)?,
@@ -215,13 +256,17 @@ struct List<'a> {
     items: Items<'a>,
 }
 
-struct Items<'a>(&'a [Object]);
+struct Items<'a>(&'a [Object], &'a Sensitive);
 
 impl Serialize for Items<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
         for object in self.0 {
-            seq.serialize_element(&object.to_value())?;
+            let mut value = object.to_value();
+            if !self.1.is_empty() {
+                self.1.mask_value(&mut value);
+            }
+            seq.serialize_element(&value)?;
         }
         seq.end()
     }

@@ -110,6 +110,9 @@ pub enum ProblemKind {
     DiscriminatorConflict,
     /// A Secret value still holds a `{{ ... }}` template placeholder.
     TemplatePlaceholder,
+    /// A kluctl template does not render: an undefined variable, an unsupported filter or
+    /// function, a syntax error.
+    Template,
     /// A project, kluctl deployment, kustomization or ksops generator file is invalid, names a
     /// path that cannot be loaded, or asks for what capstan does not do.
     Configuration,
@@ -173,6 +176,20 @@ impl Problem {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// Masks secret values the message quotes (a rendered template can put one anywhere).
+    pub(crate) fn mask(&mut self, sensitive: &crate::Sensitive) {
+        if let Cow::Owned(masked) = sensitive.mask(&self.message) {
+            self.message = masked;
+        }
+        // An identity cannot hold `***`; a masked one moves into the message.
+        if let Some(object) = &self.object
+            && let Cow::Owned(id) = sensitive.mask(&object.to_string())
+        {
+            self.message = format!("{id}: {}", self.message);
+            self.object = None;
+        }
+    }
 }
 
 impl fmt::Display for Problem {
@@ -215,6 +232,14 @@ impl Problems {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The problems with every secret value their messages quote masked.
+    pub(crate) fn masked(mut self, sensitive: &crate::Sensitive) -> Self {
+        self.0
+            .iter_mut()
+            .for_each(|problem| problem.mask(sensitive));
+        self
     }
 }
 

@@ -12,8 +12,8 @@ use crate::names::dns_label_problem;
 use crate::strict::{self, Failure};
 use crate::targets::{self, Named, SelectorFile, Target, TargetFiles, TargetSelector};
 use crate::{
-    Error, Input, Label, LoadOptions, Location, Manifest, Problem, ProblemKind, Problems, command,
-    lines, load,
+    Error, Input, Label, LoadOptions, Location, Manifest, Problem, ProblemKind, Problems,
+    Templating, command, lines, load,
 };
 
 /// A capstan project: the `capstan.yaml` at its root, naming the project and its stages.
@@ -483,6 +483,20 @@ impl Stage {
     /// lines of standard error) when the command fails, [`Error::PluginStage`] when a plugin
     /// provides the stage, and the errors of [`load`].
     pub fn load(&self, on_stderr: &mut dyn FnMut(&str)) -> Result<Manifest, Error> {
+        self.load_templated(on_stderr, None)
+    }
+
+    /// Loads the stage's manifests as [`Stage::load`] does, rendering kluctl projects among
+    /// them with `templating` ([`LoadOptions::kluctl`]).
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`Stage::load`].
+    pub fn load_templated(
+        &self,
+        on_stderr: &mut dyn FnMut(&str),
+        templating: Option<Templating>,
+    ) -> Result<Manifest, Error> {
         let inputs = match &self.source {
             StageSource::Paths(paths) => paths.iter().cloned().map(Input::Path).collect(),
             StageSource::Command { argv, dir } => {
@@ -505,7 +519,9 @@ impl Stage {
                 });
             }
         };
-        self.load_inputs(&inputs)
+        let mut options = LoadOptions::with_label(self.label.clone());
+        options.kluctl = templating;
+        load(&inputs, &options)
     }
 
     /// Loads `inputs` as the stage's manifests, labelled with its discriminator: how a host

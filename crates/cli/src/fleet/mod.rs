@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use capstan_kube::ConnectRequest;
-use capstan_manifest::{Project, Selection, Stage, Target, TargetSelector};
+use capstan_manifest::{Project, Stage, Target, TargetSelector};
 use futures::StreamExt as _;
 
 use crate::cluster::{Cluster, ClusterArgs};
-use crate::stage::{Loaded, StageArgs, load_stage, open_project};
+use crate::stage::{Loaded, StageArgs, open_project};
 
 pub(crate) use args::{FleetArgs, WaveArgs};
 pub(crate) use board::{Board, Counts, Phase, Row};
@@ -148,8 +148,7 @@ pub(crate) fn resolve(
             picked = allowed;
         }
     }
-    let selection = stage_args.selection();
-    Ok(Some(load(&project, stage, &picked, selection)?))
+    Ok(Some(load(&project, stage, &picked, stage_args)?))
 }
 
 /// Loads the stage once per distinct (discriminator, variables): targets that share both
@@ -158,8 +157,9 @@ fn load(
     project: &Project,
     stage: &Stage,
     picked: &[&Target],
-    selection: Option<Selection>,
+    stage_args: &StageArgs,
 ) -> anyhow::Result<Fleet> {
+    let selection = stage_args.selection();
     let mut keys: Vec<(Option<&str>, &BTreeMap<String, String>)> = Vec::new();
     let mut loads = Vec::new();
     let mut members = Vec::with_capacity(picked.len());
@@ -171,7 +171,7 @@ fn load(
                 let on_target = stage
                     .for_target(target)
                     .map_err(|message| anyhow::anyhow!("target {}: {message}", target.name()))?;
-                let manifest = load_stage(project, &on_target).with_context(|| {
+                let manifest = stage_args.render(project, &on_target).with_context(|| {
                     format!("stage {} for target {}", stage.name(), target.name())
                 })?;
                 let mut loaded = Loaded::of_stage(project, &on_target, manifest);
