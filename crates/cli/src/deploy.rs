@@ -254,41 +254,19 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
         if let Some(recorder) = &recorder {
             recorder.note_rollback(&loaded.manifest).await;
         }
-        let mut deployer = Deployer::new(cluster.client.clone(), options);
-        if !args.dry_run {
-            deployer = locked(deployer, &cluster, &loaded, &args.apply).await?;
-        }
-        let mut confirm = |plan: &Plan<'_>| {
-            bar.finish();
-            warn_unverified(&secrets, &loaded.what);
-            let asking = Instant::now();
-            let yes = confirm(
-                plan,
-                &loaded,
-                &cluster.context,
-                args.yes,
-                (!json).then_some(view),
-            );
-            prompt.set(prompt.get() + asking.elapsed());
-            yes
+        let run = Run {
+            cluster: &cluster,
+            loaded: &loaded,
+            apply: &args.apply,
+            secrets: &secrets,
+            request,
+            dry_run: args.dry_run,
+            yes: args.yes,
+            view: (!json).then_some(view),
+            bar: &bar,
+            prompt: &prompt,
         };
-        let deployment = deployer
-            .deploy(
-                &loaded.manifest,
-                request,
-                &|event| bar.event(event),
-                &mut confirm,
-            )
-            .await;
-        bar.finish();
-        let warning = match (&recorder, &deployment) {
-            (Some(recorder), Ok(deployment)) if !args.dry_run => {
-                recorder.record(&loaded.manifest, deployment, None).await
-            }
-            _ => None,
-        };
-        release(&mut deployer).await;
-        Ok((deployment?, warning))
+        run.deploy(options, recorder.as_ref(), None).await
     })?;
     let (deployment, warning) = deployment;
     if args.dry_run {
@@ -302,6 +280,66 @@ pub(crate) fn deploy(args: &DeployArgs) -> Result<ExitCode, Failure> {
         crate::history::warn(&warning);
     }
     code
+}
+
+/// One deploy as `deploy` and `rollback` run it: under the stage's lock, its plan confirmed,
+/// recorded in the stage's history (unless a dry run), the lock given back.
+pub(crate) struct Run<'a, 'm> {
+    pub(crate) cluster: &'a Cluster,
+    pub(crate) loaded: &'m Loaded,
+    pub(crate) apply: &'a ApplyArgs,
+    pub(crate) secrets: &'a SopsObjects,
+    pub(crate) request: DeployRequest,
+    pub(crate) dry_run: bool,
+    pub(crate) yes: bool,
+    /// How the plan is shown before asking; `None` for JSON output.
+    pub(crate) view: Option<View<'m>>,
+    pub(crate) bar: &'a Bar,
+    /// The time a person took to answer, which the summary's time leaves out.
+    pub(crate) prompt: &'a Cell<Duration>,
+}
+
+impl<'m> Run<'_, 'm> {
+    /// Deploys with `options`; the warning says why the history could not be written.
+    ///
+    /// # Errors
+    ///
+    /// The lock cannot be taken, or the deploy fails before it has a result.
+    pub(crate) async fn deploy(
+        self,
+        options: Options,
+        recorder: Option<&Recorder>,
+        rollback_of: Option<u64>,
+    ) -> anyhow::Result<(Deployment<'m>, Option<String>)> {
+        let mut deployer = Deployer::new(self.cluster.client.clone(), options);
+        if !self.dry_run {
+            deployer = locked(deployer, self.cluster, self.loaded, self.apply).await?;
+        }
+        let mut ask = |plan: &Plan<'_>| {
+            self.bar.finish();
+            warn_unverified(self.secrets, &self.loaded.what);
+            let asking = Instant::now();
+            let context = &self.cluster.context;
+            let yes = confirm(plan, self.loaded, context, self.yes, self.view);
+            self.prompt.set(self.prompt.get() + asking.elapsed());
+            yes
+        };
+        let progress = |event: capstan_apply::Event<'_>| self.bar.event(event);
+        let deployment = deployer
+            .deploy(&self.loaded.manifest, self.request, &progress, &mut ask)
+            .await;
+        self.bar.finish();
+        let warning = match (recorder, &deployment) {
+            (Some(recorder), Ok(deployment)) if !self.dry_run => {
+                recorder
+                    .record(&self.loaded.manifest, deployment, rollback_of)
+                    .await
+            }
+            _ => None,
+        };
+        release(&mut deployer).await;
+        Ok((deployment?, warning))
+    }
 }
 
 /// The deployer, working under the stage's lock in the cluster: a run that finds the lock

@@ -13,9 +13,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cluster::{ClusterArgs, block_on};
-use crate::deploy::{
-    ApplyArgs, Preview, confirm, decrypting, finish, locked, release, warn_unverified,
-};
+use crate::deploy::{ApplyArgs, Preview, Run, decrypting, finish, warn_unverified};
 use crate::history::{Items, Recorder, ShowArgs, StageRef, describe, stored_id, target, warn};
 use crate::output::{self, OutputArgs};
 use crate::progress::Bar;
@@ -134,45 +132,20 @@ pub(crate) fn rollback(args: &RollbackArgs) -> Result<ExitCode, Failure> {
         }
         let recorder = Recorder::open(&cluster, &loaded, &mut options, args.apply.full_scan).await;
         let (options, secrets) = decrypting(options, &loaded);
-        let mut deployer = Deployer::new(cluster.client.clone(), options);
-        if !args.dry_run {
-            deployer = locked(deployer, &cluster, &loaded, &args.apply).await?;
-        }
         let view = args.kept.view(&loaded);
-        let mut ask = |plan: &Plan<'_>| {
-            bar.finish();
-            warn_unverified(&secrets, &loaded.what);
-            let asking = Instant::now();
-            let yes = confirm(
-                plan,
-                &loaded,
-                &cluster.context,
-                args.yes,
-                (!json).then_some(view),
-            );
-            prompt.set(prompt.get() + asking.elapsed());
-            yes
+        let run = Run {
+            cluster: &cluster,
+            loaded: &loaded,
+            apply: &args.apply,
+            secrets: &secrets,
+            request: DeployRequest::default().prune(true).dry_run(args.dry_run),
+            dry_run: args.dry_run,
+            yes: args.yes,
+            view: (!json).then_some(view),
+            bar: &bar,
+            prompt: &prompt,
         };
-        let request = DeployRequest::default().prune(true).dry_run(args.dry_run);
-        let deployment = deployer
-            .deploy(
-                &loaded.manifest,
-                request,
-                &|event| bar.event(event),
-                &mut ask,
-            )
-            .await;
-        bar.finish();
-        let warning = match (&recorder, &deployment) {
-            (Some(recorder), Ok(deployment)) if !args.dry_run => {
-                recorder
-                    .record(&loaded.manifest, deployment, Some(to))
-                    .await
-            }
-            _ => None,
-        };
-        release(&mut deployer).await;
-        let deployment = deployment?;
+        let (deployment, warning) = run.deploy(options, recorder.as_ref(), Some(to)).await?;
         let plan = |plan: &Plan<'_>| show::plan(plan, true, view);
         let preview = args.dry_run.then_some(&plan as Preview<'_>);
         let took = started.elapsed().saturating_sub(prompt.get());

@@ -210,6 +210,10 @@ async fn heal_restores_the_drifted_field_and_nothing_else() {
         plane,
         &["-n", &ns, "annotate", "cm", "settings", "note=by-hand"],
     );
+    // managedFields times have whole seconds, and a field another manager added in the second
+    // of capstan's last apply counts as added after it: the heal's apply must come a second
+    // later for the annotation to count as one the heal saw and left.
+    std::thread::sleep(Duration::from_millis(1100));
     let deploy_version = kubectl(
         plane,
         &[
