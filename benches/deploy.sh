@@ -27,16 +27,6 @@ N="${N:-1000}"
 # shellcheck source=benches/plane.sh
 source benches/plane.sh
 mapfile -t server_pids < <("$capstan" local status --dir "$tmp/local" -o json | jq -r '.components[].pid')
-cores="$(nproc)"
-ticks="$(getconf CLK_TCK)"
-# CPU seconds the control plane's processes have used so far.
-server_cpu() {
-  local pid total=0
-  for pid in "${server_pids[@]}"; do
-    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-  done
-  awk -v t="$total" -v hz="$ticks" 'BEGIN { printf "%.3f", t / hz }'
-}
 
 # One multi-document stream of $N ConfigMaps (4 keys, ~200 bytes of data each) for namespace $1.
 gen() {

@@ -45,15 +45,6 @@ for p in "${planes[@]}"; do
   context[p]="$(jq -er .context "$tmp/status$p.json")"
   mapfile -t -O "${#server_pids[@]}" server_pids < <(jq -r '.components[].pid' "$tmp/status$p.json")
 done
-cores="$(nproc)"
-ticks="$(getconf CLK_TCK)"
-server_cpu() {
-  local pid total=0
-  for pid in "${server_pids[@]}"; do
-    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-  done
-  awk -v t="$total" -v hz="$ticks" 'BEGIN { printf "%.3f", t / hz }'
-}
 
 # A Namespace $1 and $N ConfigMaps in it.
 gen() {

@@ -1,7 +1,7 @@
 # Sourced by the bench scripts: finds kubectl and capstan (building a release capstan when
 # CAPSTAN is unset and none is there), and starts a throwaway local control plane in a temp
 # dir that is stopped and removed on exit. Sets $kubectl, $capstan, $tmp and KUBECONFIG, and
-# defines say, die and install_crds.
+# defines say, die, server_cpu and install_crds.
 KUBEBUILDER_ASSETS="$(scripts/envtest.sh)"
 export KUBEBUILDER_ASSETS
 kubectl="$KUBEBUILDER_ASSETS/kubectl"
@@ -28,6 +28,17 @@ say "starting the local control plane in $tmp/local"
 "$capstan" local up --dir "$tmp/local" --no-switch >/dev/null
 KUBECONFIG="$("$capstan" local status --dir "$tmp/local" -o json | jq -er .clusterKubeconfig)"
 "$kubectl" version --short 2>/dev/null | sed 's/^/bench: /' >&2 || true
+
+cores="$(nproc)"
+ticks="$(getconf CLK_TCK)"
+# server_cpu: CPU seconds the processes in $server_pids (the control planes') have used so far.
+server_cpu() {
+  local pid total=0
+  for pid in "${server_pids[@]}"; do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  awk -v t="$total" -v hz="$ticks" 'BEGIN { printf "%.3f", t / hz }'
+}
 
 # install_crds N: N CRDs of a group each (thing<i>s.bench<i>.example.com), Established, for the
 # prune-scan benchmarks.

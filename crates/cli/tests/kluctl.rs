@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use capstan_testenv::ControlPlane;
-use common::{exited, fails, keygen, succeeds, text};
+use common::{exited, fails, keygen, sops, succeeds, text};
 
 #[allow(
     clippy::disallowed_methods,
@@ -223,18 +223,6 @@ impl Kluctl {
         }
         assert_eq!(fs::read_dir(self.path("tmp")).unwrap().count(), 0);
     }
-}
-
-fn sops() -> PathBuf {
-    std::env::var_os("CAPSTAN_TEST_SOPS")
-        .map(PathBuf::from)
-        .filter(|path| path.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "this test needs the real sops: run it through scripts/test.sh, or \
-                 `export CAPSTAN_TEST_SOPS=\"$(scripts/sops.sh)\"` first"
-            )
-        })
 }
 
 fn assert_no_leak(output: &Output) {

@@ -6,22 +6,9 @@
 mod common;
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use common::*;
-
-fn sops() -> PathBuf {
-    std::env::var_os("CAPSTAN_TEST_SOPS")
-        .map(PathBuf::from)
-        .filter(|path| path.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "this test needs the real sops: run it through scripts/test.sh, or \
-                 `export CAPSTAN_TEST_SOPS=\"$(scripts/sops.sh)\"` first"
-            )
-        })
-}
 
 /// The real sops, in the repository, with the repository's key and no `.sops.yaml` search
 /// surprises beyond the repository's own.

@@ -203,3 +203,16 @@ pub(crate) fn shared_crds(name: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// The real Go sops that scripts/test.sh provisions, for the interoperability tests.
+pub(crate) fn sops() -> PathBuf {
+    std::env::var_os("CAPSTAN_TEST_SOPS")
+        .map(PathBuf::from)
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "this test needs the real sops: run it through scripts/test.sh, or \
+                 `export CAPSTAN_TEST_SOPS=\"$(scripts/sops.sh)\"` first"
+            )
+        })
+}

@@ -17,10 +17,12 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::cluster::{Cluster, ClusterArgs, block_on};
 use crate::deploy::{ApplyArgs, decrypting, locked, release};
-use crate::fleet::{self, FleetArgs};
+use crate::fleet::FleetArgs;
 use crate::output::{self, OutputArgs};
 use crate::stage::{Loaded, StageArgs};
 use crate::{ExitCode, Failure};
+
+mod fleet;
 
 /// Check a stage for drift: per object and field, what differs from the cluster, which manager
 /// changed it and when; writes nothing (unless --heal). Exits 0 in sync, 1 on drift, 2 when a
@@ -66,15 +68,15 @@ pub(crate) struct DriftArgs {
 
 pub(crate) fn drift(args: &DriftArgs) -> Result<ExitCode, Failure> {
     let json = args.output.json();
-    if let Some(fleet) = fleet::resolve(&args.fleet, &args.stage, &args.cluster)? {
+    if let Some(targets) = crate::fleet::resolve(&args.fleet, &args.stage, &args.cluster)? {
         if args.watch || args.heal {
             return Err(anyhow::anyhow!(
                 "--watch and --heal work on one cluster: choose it with --context, not targets"
             )
             .into());
         }
-        let check = Fleet { apply: &args.apply };
-        return fleet::check(&fleet, &args.fleet, json, None, &check);
+        let check = fleet::Drift { apply: &args.apply };
+        return crate::fleet::check(&targets, &args.fleet, json, None, &check);
     }
     let loaded = args.stage.load()?;
     let (check, options) = check_options(&args.apply, &loaded);
@@ -100,57 +102,11 @@ pub(crate) fn drift(args: &DriftArgs) -> Result<ExitCode, Failure> {
 /// The options of a check, and of a heal: a check takes the fields over in its dry run, as a
 /// deploy with --force-conflicts would, because a field another manager took is the drift to
 /// report, not a reason to give up.
-fn check_options(apply: &ApplyArgs, loaded: &Loaded) -> (Options, Options) {
+pub(super) fn check_options(apply: &ApplyArgs, loaded: &Loaded) -> (Options, Options) {
     let (options, _secrets) = decrypting(apply.options(loaded), loaded);
     let mut check = options.clone();
     check.force_conflicts = true;
     (check, options)
-}
-
-/// `capstan drift` on each target of a fleet.
-struct Fleet<'a> {
-    apply: &'a ApplyArgs,
-}
-
-impl fleet::Check for Fleet<'_> {
-    type Report<'m> = Report;
-
-    async fn check(&self, cluster: Cluster, loaded: &Loaded) -> anyhow::Result<(Report, usize)> {
-        let (check, _) = check_options(self.apply, loaded);
-        let report =
-            capstan_drift::detect(&cluster.client, &check, &loaded.manifest, &|_| {}).await?;
-        let requests = report.requests;
-        Ok((report, requests))
-    }
-
-    fn row(&self, report: &Report, row: &mut fleet::Row) {
-        let unknown = report.items.iter().find(|i| i.state == State::Unknown);
-        row.phase = match (unknown, report.in_sync()) {
-            (Some(item), _) => {
-                row.error = Some(format!(
-                    "{} objects unknown, first: {}: {}",
-                    report.count(State::Unknown),
-                    item.id,
-                    item.error.as_deref().unwrap_or_default()
-                ));
-                fleet::Phase::Failed
-            }
-            (None, true) => fleet::Phase::InSync,
-            (None, false) => fleet::Phase::Drifted,
-        };
-    }
-
-    fn plan<'r>(&self, _: &'r Report) -> Option<&'r capstan_apply::Plan<'r>> {
-        None
-    }
-
-    fn show(&self, target: &str, report: &Report) -> std::io::Result<()> {
-        if !report.in_sync() {
-            writeln!(std::io::stdout(), "target {target}:")?;
-            text(report, false)?;
-        }
-        Ok(())
-    }
 }
 
 fn exit_code(report: &Report) -> ExitCode {
@@ -342,7 +298,7 @@ fn name_selector(id: &ObjectId) -> String {
 }
 
 /// `capstan drift` as text: one block per object that is not in sync, with a rule to paste.
-fn text(report: &Report, full: bool) -> std::io::Result<()> {
+pub(super) fn text(report: &Report, full: bool) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     for item in report.items.iter().filter(|i| i.state != State::InSync) {
         match item.state {
