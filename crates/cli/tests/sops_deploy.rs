@@ -216,3 +216,77 @@ async fn a_broken_mac_fails_the_deploy_unless_the_stage_opts_out_and_then_names_
     );
     assert_no_secret(&deployed);
 }
+
+/// The history keeps SOPS objects encrypted; a rollback decrypts them in memory as a deploy
+/// does, without the manifests.
+#[tokio::test]
+async fn a_rollback_decrypts_the_recorded_sops_objects_in_memory() {
+    let plane = ControlPlane::shared().await.unwrap();
+    let ns = plane.create_namespace("sops-rollback").await.unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let key = dir.path().join("key.txt");
+    project(
+        plane,
+        dir.path(),
+        &key,
+        &ns,
+        "    discriminator: sops-rollback\n",
+    );
+    let config = dir.path().join("capstan.yaml");
+    let text_of = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("stateNamespace: {ns}\n{text_of}")).unwrap();
+    let run = |args: &[&str]| {
+        let output = capstan(plane, dir.path(), &key, args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        assert_no_secret(&output);
+        output
+    };
+    let password = || {
+        let output = plane
+            .kubectl()
+            .args([
+                "-n",
+                &ns,
+                "get",
+                "secret",
+                "db",
+                "-o",
+                "jsonpath={.data.password}",
+            ])
+            .output()
+            .unwrap();
+        text(&output.stdout)
+    };
+    run(&["deploy", "--yes"]);
+    let path = dir.path().join("stage/secret.yaml");
+    // `secrets decrypt` prints the value: it is the one command that must.
+    let decrypted = capstan(
+        plane,
+        dir.path(),
+        &key,
+        &["secrets", "decrypt", path.to_str().unwrap()],
+    );
+    let changed = text(&decrypted.stdout).replace("hunter2-s3cret", "hunter3-s3cret");
+    std::fs::write(&path, changed).unwrap();
+    run(&["secrets", "encrypt", "-i", path.to_str().unwrap()]);
+    run(&["deploy", "--yes"]);
+    assert_eq!(
+        password(),
+        "aHVudGVyMy1zM2NyZXQ=",
+        "base64 of hunter3-s3cret"
+    );
+
+    std::fs::remove_dir_all(dir.path().join("stage")).unwrap();
+    let rolled = run(&["rollback", "--to", "1", "--yes"]);
+    assert!(!text(&rolled.stdout).contains("hunter3-s3cret"));
+    assert_eq!(
+        password(),
+        "aHVudGVyMi1zM2NyZXQ=",
+        "base64 of hunter2-s3cret"
+    );
+}
