@@ -88,6 +88,18 @@ fn project(plane: &ControlPlane, dir: &Path, key: &Path, namespace: &str, stage_
     .unwrap();
 }
 
+/// Changes the encrypted Secret's password from `hunter2-s3cret` to `hunter3-s3cret`, through
+/// `secrets decrypt` (which prints the value: the one command that must) and `encrypt -i`.
+fn change_password(plane: &ControlPlane, dir: &Path, key: &Path) {
+    let path = dir.join("stage/secret.yaml");
+    let path = path.to_str().unwrap();
+    let decrypted = capstan(plane, dir, key, &["secrets", "decrypt", path]);
+    let plaintext = text(&decrypted.stdout).replace("hunter2-s3cret", "hunter3-s3cret");
+    std::fs::write(path, plaintext).unwrap();
+    let encrypted = capstan(plane, dir, key, &["secrets", "encrypt", "-i", path]);
+    assert!(encrypted.status.success(), "{}", text(&encrypted.stderr));
+}
+
 fn assert_no_secret(output: &Output) {
     for stream in [text(&output.stdout), text(&output.stderr)] {
         for value in ["hunter2-s3cret", "admin-s3cret", "operator-s3cret"] {
@@ -142,21 +154,7 @@ async fn encrypted_secrets_are_decrypted_in_memory_and_sops_secrets_stay_encrypt
     assert!(!template.contains("operator-s3cret"));
 
     // A changed value shows as changed, never as itself.
-    let path = dir.path().join("stage/secret.yaml");
-    let decrypted = capstan(
-        plane,
-        dir.path(),
-        &key,
-        &["secrets", "decrypt", path.to_str().unwrap()],
-    );
-    let plaintext = text(&decrypted.stdout).replace("hunter2-s3cret", "hunter3-s3cret");
-    std::fs::write(&path, plaintext).unwrap();
-    capstan(
-        plane,
-        dir.path(),
-        &key,
-        &["secrets", "encrypt", "-i", path.to_str().unwrap()],
-    );
+    change_password(plane, dir.path(), &key);
     let diff = capstan(plane, dir.path(), &key, &["diff"]);
     assert_eq!(diff.status.code(), Some(1), "{}", text(&diff.stderr));
     assert_no_secret(&diff);
@@ -263,17 +261,7 @@ async fn a_rollback_decrypts_the_recorded_sops_objects_in_memory() {
         text(&output.stdout)
     };
     run(&["deploy", "--yes"]);
-    let path = dir.path().join("stage/secret.yaml");
-    // `secrets decrypt` prints the value: it is the one command that must.
-    let decrypted = capstan(
-        plane,
-        dir.path(),
-        &key,
-        &["secrets", "decrypt", path.to_str().unwrap()],
-    );
-    let changed = text(&decrypted.stdout).replace("hunter2-s3cret", "hunter3-s3cret");
-    std::fs::write(&path, changed).unwrap();
-    run(&["secrets", "encrypt", "-i", path.to_str().unwrap()]);
+    change_password(plane, dir.path(), &key);
     run(&["deploy", "--yes"]);
     assert_eq!(
         password(),

@@ -19,6 +19,29 @@ use crate::error::{Error, Result};
 const READY_WITHIN: Duration = Duration::from_secs(60);
 
 impl ControlPlane {
+    /// The [shared](ControlPlane::shared) plane with the definitions of `dir` installed, once
+    /// per test binary and folder (tests running at once wait for the first to install them).
+    /// `Ok(None)` when `dir` does not exist, such as test data beside the checkout that a plain
+    /// clone lacks: the caller says which tests it skipped.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`ControlPlane::shared`] and [`ControlPlane::install_crds`].
+    pub async fn shared_with_crds(dir: &Path) -> Result<Option<&'static Self>> {
+        static INSTALLED: tokio::sync::Mutex<Vec<std::path::PathBuf>> =
+            tokio::sync::Mutex::const_new(Vec::new());
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let plane = Self::shared().await?;
+        let mut installed = INSTALLED.lock().await;
+        if !installed.iter().any(|done| done == dir) {
+            plane.install_crds(dir).await?;
+            installed.push(dir.to_owned());
+        }
+        Ok(Some(plane))
+    }
+
     /// Server-side applies every CustomResourceDefinition in the YAML files of `dir` (in name
     /// order, several documents a file allowed) and waits until each is Established and its
     /// kinds are served, so a test can create its custom resources at once. Applying the same

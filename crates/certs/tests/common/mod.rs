@@ -10,7 +10,6 @@ use capstan_kube::{Api, Catalog, Target};
 use capstan_testenv::{ControlPlane, User};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 
 const MANAGER: &str = "capstan-certs-test";
 
@@ -24,26 +23,17 @@ fn crds_dir() -> PathBuf {
 /// tests that need the CRDs then do not run.
 #[allow(clippy::print_stderr, reason = "a test says which cases it skipped")]
 pub async fn plane() -> Option<(&'static ControlPlane, Api, Catalog)> {
-    static INSTALLED: OnceCell<()> = OnceCell::const_new();
-    if !crds_dir().is_dir() {
+    let Some(plane) = ControlPlane::shared_with_crds(&crds_dir())
+        .await
+        .expect("the test control plane starts with the CRDs")
+    else {
         eprintln!(
             "skipped: cert-manager's CRDs are not at {} (no ../shared beside the checkout)",
             crds_dir().display()
         );
         return None;
-    }
-    let plane = ControlPlane::shared()
-        .await
-        .expect("the test control plane starts");
+    };
     let api = Api::new(plane.client(User::Admin).unwrap());
-    INSTALLED
-        .get_or_init(|| async {
-            plane
-                .install_crds(&crds_dir())
-                .await
-                .expect("the CRDs install");
-        })
-        .await;
     let catalog = Catalog::discover(&api).await.unwrap();
     Some((plane, api, catalog))
 }
